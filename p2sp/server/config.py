@@ -1,0 +1,124 @@
+"""Server settings: flags > environment > ``.env`` / ``wg.env`` files > defaults.
+
+pydantic-settings does the layering: command-line flags are passed as init
+arguments (the highest source), then ``P2SP_*`` variables, then the files.
+The seeds' own variable names (``DATABASE_URL`` from seed 004; ``SERVER_ID``,
+``HOST_IP``, ``PORT_CLIENT``, ``PORT_SERVER`` from seed 000) are accepted as
+aliases so their deployment files work unchanged; the ``P2SP_`` name wins
+when both are set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORT = 18888
+ENV_FILES = (".env", "wg.env")
+
+
+def _alias(name: str, *seed_names: str) -> AliasChoices:
+    return AliasChoices(f"P2SP_{name.upper()}", name, *seed_names)
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Each field's name is its ``P2SP_`` variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=ENV_FILES,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+    )
+
+    # -- network
+    host: str = Field("0.0.0.0", validation_alias=_alias("host", "HOST_IP"))
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535, validation_alias=_alias("port", "PORT_CLIENT"))
+    max_frame: int = Field(
+        1024 * 1024, ge=1024, le=64 * 1024 * 1024, validation_alias=_alias("max_frame")
+    )
+    idle_timeout: float = Field(300.0, gt=0, validation_alias=_alias("idle_timeout"))
+    send_buffer_limit: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        validation_alias=_alias("send_buffer_limit"),
+        description="unsent bytes a connection may hold before it is kicked as a slow consumer",
+    )
+    shutdown_grace: float = Field(5.0, ge=0, validation_alias=_alias("shutdown_grace"))
+    tls_cert: Path | None = Field(None, validation_alias=_alias("tls_cert"))
+    tls_key: Path | None = Field(None, validation_alias=_alias("tls_key"))
+
+    # -- storage
+    database_url: str = Field(
+        "sqlite+aiosqlite:///p2sp.db", validation_alias=_alias("database_url", "DATABASE_URL")
+    )
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL", validation_alias=_alias("sqlite_synchronous")
+    )
+
+    # -- accounts
+    scrypt_n: int = Field(
+        2**14, ge=2, validation_alias=_alias("scrypt_n"), description="scrypt CPU/memory cost"
+    )
+    scrypt_r: int = Field(8, ge=1, validation_alias=_alias("scrypt_r"))
+    scrypt_p: int = Field(1, ge=1, validation_alias=_alias("scrypt_p"))
+    login_max_failures: int = Field(
+        5,
+        ge=1,
+        validation_alias=_alias("login_max_failures"),
+        description="failed logins per username within login_failure_window before rate_limited",
+    )
+    login_max_failures_per_ip: int = Field(
+        20, ge=1, validation_alias=_alias("login_max_failures_per_ip")
+    )
+    login_failure_window: float = Field(
+        300.0, gt=0, validation_alias=_alias("login_failure_window")
+    )
+
+    # -- messaging (used from issue 3 on)
+    dm_policy: Literal["friends", "anyone"] = Field("friends", validation_alias=_alias("dm_policy"))
+    max_text: int = Field(4096, ge=1, le=65536, validation_alias=_alias("max_text"))
+
+    # -- cluster (seed 000; used when the cluster lands)
+    server_id: str = Field("p2sp-1", validation_alias=_alias("server_id", "SERVER_ID"))
+    server_port: int = Field(
+        65000, ge=0, le=65535, validation_alias=_alias("server_port", "PORT_SERVER")
+    )
+    redis_url: str | None = Field(None, validation_alias=_alias("redis_url", "REDIS_URL"))
+
+    # -- logging
+    log_level: str = Field("INFO", validation_alias=_alias("log_level"))
+
+    @field_validator("scrypt_n")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError("scrypt_n must be a power of two")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from every source; ``overrides`` (flags) win, ``None`` values are ignored.
+
+    ``config_file`` replaces the default ``.env`` / ``wg.env`` files; it is an
+    env-style file (``P2SP_PORT=18889`` lines).
+    """
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        return Settings(_env_file=path, **flags)  # type: ignore[call-arg]
+    return Settings(**flags)

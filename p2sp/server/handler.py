@@ -1,0 +1,160 @@
+"""ServerMessageHandler: frame -> action -> service call -> response.
+
+The one place where a request is checked before any rule runs: the envelope
+(PROTOCOL §2), the action name, the session token, and the action's data
+Struct. Services receive validated data and the caller's ``Session``; they
+raise ``ChatError`` for a refusal and never see a socket. Anything else a
+service raises is a server fault: logged with its traceback here, answered
+with ``error``/``internal_error`` and no detail, and the connection lives on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from p2sp.common.exceptions import BadPayload, ChatError, ProtocolError, not_authenticated
+from p2sp.common.message import (
+    Credentials,
+    Empty,
+    MalformedRequest,
+    Request,
+    decode_data,
+    decode_request,
+    error_response_frame,
+    response_frame,
+)
+from p2sp.server.auth import tokens_equal
+from p2sp.server.managers.connection import Connection, Session
+from p2sp.server.managers.connections import ConnectionManager
+from p2sp.server.services.users import UserService
+
+log = logging.getLogger(__name__)
+
+ActionFunc = Callable[[Connection, Any, Any], Awaitable[dict[str, Any] | None]]
+
+INTERNAL_ERROR = ChatError(
+    "internal_error", "the server failed to handle this request", status="error"
+)
+
+
+@dataclass(slots=True, frozen=True)
+class Action:
+    """One row of the action table."""
+
+    name: str
+    data_type: type
+    func: ActionFunc
+    needs_session: bool
+    decoder: msgspec.json.Decoder
+
+
+class ServerMessageHandler:
+    """Dispatches each request frame through the action table."""
+
+    def __init__(self, connections: ConnectionManager, users: UserService) -> None:
+        self.connections = connections
+        self.users = users
+        self.actions: dict[str, Action] = {}
+        self.register("ping", Empty, self.ping, needs_session=False)
+        self.register("reg", Credentials, self.reg, needs_session=False)
+        self.register("login", Credentials, self.login, needs_session=False)
+        self.register("logout", Empty, self.logout)
+
+    def register(
+        self, name: str, data_type: type, func: ActionFunc, *, needs_session: bool = True
+    ) -> None:
+        """Add an action; later features add theirs with one call each."""
+        self.actions[name] = Action(
+            name, data_type, func, needs_session, msgspec.json.Decoder(data_type)
+        )
+
+    # -- dispatch -------------------------------------------------------------
+
+    async def handle_frame(self, conn: Connection, payload: bytes) -> None:
+        try:
+            request = decode_request(payload)
+        except BadPayload as exc:
+            conn.close_with_error(exc.code, exc.message)
+            return
+        except MalformedRequest as exc:
+            conn.send(error_response_frame(exc.request_id, exc))
+            return
+        except ChatError as exc:
+            conn.send(error_response_frame(None, exc))
+            return
+        conn.send(await self.dispatch(conn, request))
+
+    async def dispatch(self, conn: Connection, request: Request) -> bytes:
+        """Run one request; always returns the response frame."""
+        action = self.actions.get(request.action)
+        if action is None:
+            err = ChatError("unknown_action", f"unknown action {request.action!r}", status="error")
+            return error_response_frame(request.id, err)
+        try:
+            session = self._authenticate(conn, request) if action.needs_session else conn.session
+            data = decode_data(request, action.data_type, action.decoder)
+            result = await action.func(conn, session, data)
+        except ChatError as exc:
+            return error_response_frame(request.id, exc)
+        except ProtocolError:
+            raise
+        except Exception:
+            log.exception("%r: action %s failed", conn, request.action)
+            return error_response_frame(request.id, INTERNAL_ERROR)
+        return response_frame(request.id, data=result)
+
+    @staticmethod
+    def _authenticate(conn: Connection, request: Request) -> Session:
+        """Invariant 4: the token must be this connection's own live session's."""
+        session = conn.session
+        if session is None:
+            raise not_authenticated("log in first")
+        if request.auth_token is None:
+            raise not_authenticated("auth_token is missing")
+        if not tokens_equal(request.auth_token, session.token):
+            raise not_authenticated("auth_token does not match this connection's session")
+        return session
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def connection_closed(self, conn: Connection) -> None:
+        session = self.connections.detach(conn)
+        if session is not None:
+            self.users.schedule_session_end(session)
+
+    # -- actions --------------------------------------------------------------
+
+    async def ping(self, conn: Connection, session: Session | None, data: Empty) -> None:
+        return None
+
+    async def reg(self, conn: Connection, session: Session | None, data: Credentials) -> dict:
+        user_id = await self.users.register(data.username, data.password)
+        return {"user_id": user_id}
+
+    async def login(self, conn: Connection, session: Session | None, data: Credentials) -> dict:
+        new = await self.users.login(data.username, data.password, ip=conn.peer_ip)
+        if conn.closing:
+            # The client went away while its password was being checked.
+            self.users.schedule_session_end(new)
+            raise ChatError("connection_closed", "connection closed during login")
+        previous = self.connections.detach(conn)
+        if previous is not None and previous.user_id != new.user_id:
+            self.users.schedule_session_end(previous)
+        self.connections.attach(conn, new)
+        return {
+            "auth_token": new.token,
+            "user_id": new.user_id,
+            "username": new.username,
+            "is_admin": new.is_admin,
+        }
+
+    async def logout(self, conn: Connection, session: Session, data: Empty) -> None:
+        ended = self.connections.detach(conn)
+        if ended is not None:
+            await self.users.end_session(ended)
+        return None

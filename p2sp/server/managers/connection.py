@@ -1,0 +1,192 @@
+"""One client connection: bytes in, frames out, nothing else.
+
+An ``asyncio.Protocol`` rather than streams: writes must never wait (a
+fan-out writes the same bytes to many sockets and moves on), and the only
+question asked of a socket before writing is how much it still holds. That is
+what makes invariant 5 cheap: a connection whose unsent bytes pass the limit
+is kicked as a slow consumer instead of slowing anyone who writes to it.
+
+Requests of one connection are handled one after another, in arrival order,
+by a worker task that exists only while there is work; reading pauses while
+too many decoded requests wait, so a flooding client is throttled by TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from p2sp.common.exceptions import ProtocolError
+from p2sp.common.message import event_frame
+from p2sp.common.protocol import FrameDecoder
+
+if TYPE_CHECKING:
+    from p2sp.server.managers.connections import ConnectionManager
+
+log = logging.getLogger(__name__)
+
+#: Decoded requests a connection may have waiting before reading pauses.
+INBOX_HIGH = 64
+INBOX_LOW = 16
+#: How long a closing connection may take to flush before it is cut.
+CLOSE_GRACE = 2.0
+
+_ids = itertools.count(1)
+
+
+@dataclass(slots=True)
+class Session:
+    """Who a connection is logged in as; the token is checked on every request."""
+
+    user_id: int
+    username: str
+    token: str
+    is_admin: bool
+
+
+class FrameHandler(Protocol):
+    """What a connection hands its frames to (the server's message handler)."""
+
+    async def handle_frame(self, conn: Connection, payload: bytes) -> None: ...
+
+    def connection_closed(self, conn: Connection) -> None: ...
+
+
+class Connection(asyncio.Protocol):
+    """A client's socket, its frame decoder, its session and its send limit."""
+
+    def __init__(
+        self,
+        manager: ConnectionManager,
+        handler: FrameHandler,
+        *,
+        max_frame: int,
+        send_buffer_limit: int,
+    ) -> None:
+        self.id = next(_ids)
+        self.manager = manager
+        self.handler = handler
+        self.decoder = FrameDecoder(max_frame)
+        self.send_buffer_limit = send_buffer_limit
+        self.session: Session | None = None
+        self.peer_ip = ""
+        self.transport: asyncio.Transport | None = None
+        self.closing = False
+        self.last_activity = 0.0
+        self._loop = asyncio.get_running_loop()
+        self._inbox: collections.deque[bytes] = collections.deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._paused = False
+        self._eof = False
+
+    def __repr__(self) -> str:
+        who = self.session.username if self.session else "-"
+        return f"<Connection #{self.id} {self.peer_ip} user={who}>"
+
+    # -- asyncio.Protocol -----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        self.peer_ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        self.last_activity = self._loop.time()
+        self.manager.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_activity = self._loop.time()
+        try:
+            frames = self.decoder.feed(data)
+        except ProtocolError as exc:
+            log.info("%r: protocol error %s: %s", self, exc.code, exc.message)
+            self.close_with_error(exc.code, exc.message)
+            return
+        if not frames:
+            return
+        self._inbox.extend(frames)
+        if self._worker is None:
+            self._worker = self._loop.create_task(self._work())
+        if len(self._inbox) >= INBOX_HIGH and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def eof_received(self) -> bool:
+        # Half-closed by the client: answer what it already sent, then close.
+        self._eof = True
+        if self._worker is None:
+            self.transport.close()  # type: ignore[union-attr]
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self._inbox.clear()
+        self.manager.remove(self)
+        self.handler.connection_closed(self)
+
+    # -- requests ---------------------------------------------------------------
+
+    async def _work(self) -> None:
+        inbox = self._inbox
+        try:
+            while inbox and not self.closing:
+                await self.handler.handle_frame(self, inbox.popleft())
+                if self._paused and len(inbox) <= INBOX_LOW and not self.closing:
+                    self._paused = False
+                    self.transport.resume_reading()  # type: ignore[union-attr]
+        finally:
+            self._worker = None
+            if self._eof and self.transport is not None:
+                self.transport.close()
+
+    async def drained(self) -> None:
+        """Wait until the requests already received have been handled."""
+        worker = self._worker
+        if worker is not None:
+            await asyncio.shield(worker)
+
+    # -- output -------------------------------------------------------------------
+
+    def send(self, frame: bytes) -> bool:
+        """Queue one frame; never waits. False when the frame will not be delivered.
+
+        A client that has let more than ``send_buffer_limit`` bytes pile up is
+        kicked as a slow consumer: what it missed waits in the database.
+        """
+        transport = self.transport
+        if self.closing or transport is None:
+            return False
+        if transport.get_write_buffer_size() + len(frame) > self.send_buffer_limit:
+            log.warning("%r: send buffer over %d bytes, kicking", self, self.send_buffer_limit)
+            self.kick("slow_consumer")
+            return False
+        transport.write(frame)
+        return True
+
+    def kick(self, reason: str) -> None:
+        """Send ``kicked`` with a reason and close (PROTOCOL §4)."""
+        self._final(event_frame("kicked", {"reason": reason}))
+
+    def close_with_error(self, code: str, message: str) -> None:
+        """Send an ``error`` event and close: the stream cannot go on."""
+        self._final(event_frame("error", {"code": code, "message": message}))
+
+    def _final(self, frame: bytes) -> None:
+        if self.closing or self.transport is None:
+            return
+        self.closing = True
+        self._inbox.clear()
+        transport = self.transport
+        transport.write(frame)  # past the limit on purpose: it is the last frame
+        transport.close()
+        # close() waits for the buffer to flush; a peer that never reads
+        # would hold it forever, so cut it after a grace period.
+        self._loop.call_later(CLOSE_GRACE, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if self.transport is not None and self.manager.contains(self):
+            self.transport.abort()

@@ -1,0 +1,128 @@
+"""Every open connection, and which one each logged-in user is on.
+
+The one place for the session rule of seed 002: a user has at most one live
+session; attaching a newer one kicks the older at once
+(``kicked``/``logged_in_elsewhere``). It also runs the idle sweep: one timer
+for all connections, not one per connection, so ten thousand idle clients
+cost ten thousand dict entries and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator
+
+from p2sp.server.managers.connection import Connection, Session
+
+log = logging.getLogger(__name__)
+
+
+class ConnectionManager:
+    """Open connections and the user -> connection map of live sessions."""
+
+    def __init__(self, idle_timeout: float) -> None:
+        self.idle_timeout = idle_timeout
+        self._connections: set[Connection] = set()
+        self._by_user: dict[int, Connection] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- connections ------------------------------------------------------------
+
+    def add(self, conn: Connection) -> None:
+        self._connections.add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        self._connections.discard(conn)
+
+    def contains(self, conn: Connection) -> bool:
+        return conn in self._connections
+
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(list(self._connections))
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    # -- sessions -----------------------------------------------------------------
+
+    def attach(self, conn: Connection, session: Session) -> None:
+        """Make ``conn`` the user's session, kicking any older one."""
+        old = self._by_user.get(session.user_id)
+        self._by_user[session.user_id] = conn
+        conn.session = session
+        if old is not None and old is not conn:
+            log.info("%s logged in again from %s; kicking %r", session.username, conn.peer_ip, old)
+            old.session = None
+            old.kick("logged_in_elsewhere")
+
+    def detach(self, conn: Connection) -> Session | None:
+        """End ``conn``'s session; returns it if it was the user's live session."""
+        session = conn.session
+        conn.session = None
+        if session is None:
+            return None
+        if self._by_user.get(session.user_id) is conn:
+            del self._by_user[session.user_id]
+            return session
+        return None
+
+    def session_of(self, user_id: int) -> Connection | None:
+        return self._by_user.get(user_id)
+
+    def is_online(self, user_id: int) -> bool:
+        return user_id in self._by_user
+
+    @property
+    def online_count(self) -> int:
+        return len(self._by_user)
+
+    def online_user_ids(self) -> list[int]:
+        return list(self._by_user)
+
+    # -- delivery -----------------------------------------------------------------
+
+    def deliver(self, user_id: int, frame: bytes) -> bool:
+        conn = self._by_user.get(user_id)
+        return conn is not None and conn.send(frame)
+
+    def deliver_many(self, user_ids: Iterable[int], frame: bytes) -> int:
+        by_user = self._by_user
+        sent = 0
+        for user_id in user_ids:
+            conn = by_user.get(user_id)
+            if conn is not None and conn.send(frame):
+                sent += 1
+        return sent
+
+    def kick_user(self, user_id: int, reason: str) -> bool:
+        """Kick the user's live session; its end is recorded when the socket closes."""
+        conn = self._by_user.get(user_id)
+        if conn is None:
+            return False
+        conn.kick(reason)
+        return True
+
+    # -- idle sweep ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+
+    async def _sweep_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = min(max(self.idle_timeout / 4, 0.05), 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            cutoff = loop.time() - self.idle_timeout
+            for conn in [c for c in self._connections if c.last_activity < cutoff]:
+                log.info("%r idle for %.0f s, closing", conn, self.idle_timeout)
+                conn.close_with_error(
+                    "idle_timeout",
+                    f"no data for {self.idle_timeout:g} s; send ping to stay connected",
+                )

@@ -1,0 +1,43 @@
+"""How services reach users: ``deliver(user_id, frame)``, never sockets.
+
+A service that sends a message or a notice hands an already-encoded frame to
+the router and gets on with its work. ``LocalRouter`` reaches the users
+connected to this process; the cluster router (Redis) will implement the same
+interface, so no service changes when the deployment grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from p2sp.server.managers.connections import ConnectionManager
+
+
+class Router(Protocol):
+    """The delivery interface services depend on."""
+
+    def deliver(self, user_id: int, frame: bytes) -> bool:
+        """Write ``frame`` to the user's session; False if it was not sent now."""
+        ...
+
+    def deliver_many(self, user_ids: Iterable[int], frame: bytes) -> int:
+        """The same bytes to many users; returns how many were sent."""
+        ...
+
+    def is_online(self, user_id: int) -> bool: ...
+
+    def kick(self, user_id: int, reason: str) -> bool:
+        """End the user's session with ``kicked``/``reason``."""
+        ...
+
+
+class LocalRouter:
+    """Router over the connections of this process."""
+
+    def __init__(self, connections: ConnectionManager) -> None:
+        self._connections = connections
+        self.deliver = connections.deliver
+        self.deliver_many = connections.deliver_many
+        self.is_online = connections.is_online
+        self.kick = connections.kick_user

@@ -1,0 +1,146 @@
+"""ChatServer: the composition root, the listener and the shutdown sequence.
+
+Every service is a plain object built here with its collaborators passed in,
+so tests can build the same graph around a temporary database. Start-up
+checks the database and migrates it before the port opens: a server that
+accepts connections can serve them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+
+from p2sp.server.auth import FailureLimiter, PasswordHasher, ScryptCost
+from p2sp.server.config import Settings
+from p2sp.server.db.engine import Database
+from p2sp.server.handler import ServerMessageHandler
+from p2sp.server.managers.connection import CLOSE_GRACE, Connection
+from p2sp.server.managers.connections import ConnectionManager
+from p2sp.server.managers.router import LocalRouter
+from p2sp.server.repository.users import UserRepository
+from p2sp.server.services.users import UserService
+
+log = logging.getLogger(__name__)
+
+
+def build_database(settings: Settings) -> Database:
+    return Database.from_url(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+
+
+def build_user_service(settings: Settings, db: Database) -> UserService:
+    return UserService(
+        UserRepository(db),
+        PasswordHasher(ScryptCost(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p)),
+        name_limiter=FailureLimiter(settings.login_max_failures, settings.login_failure_window),
+        ip_limiter=FailureLimiter(
+            settings.login_max_failures_per_ip, settings.login_failure_window
+        ),
+    )
+
+
+class ChatServer:
+    """One p2sp server process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db: Database | None = None
+        self.connections = ConnectionManager(settings.idle_timeout)
+        self.router = LocalRouter(self.connections)
+        self.users: UserService | None = None
+        self.handler: ServerMessageHandler | None = None
+        self._server: asyncio.Server | None = None
+        self._stop = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with ``port=0``)."""
+        assert self._server is not None and self._server.sockets
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.db = build_database(settings)
+        await self.db.check()
+        await self.db.upgrade()
+        self.users = build_user_service(settings, self.db)
+        self.handler = ServerMessageHandler(self.connections, self.users)
+        handler = self.handler
+        connections = self.connections
+
+        def factory() -> Connection:
+            return Connection(
+                connections,
+                handler,
+                max_frame=settings.max_frame,
+                send_buffer_limit=settings.send_buffer_limit,
+            )
+
+        self._server = await asyncio.get_running_loop().create_server(
+            factory,
+            settings.host,
+            settings.port,
+            ssl=self._tls_context(),
+            reuse_address=True,
+            backlog=4096,
+        )
+        self.connections.start()
+        log.info(
+            "p2sp server listening on %s:%d (database %s)",
+            settings.host,
+            self.port,
+            self.db.safe_url,
+        )
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.settings.tls_cert is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+        return ctx
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def serve(self) -> None:
+        """Start, serve until SIGTERM/SIGINT or ``request_stop()``, then shut down."""
+        loop = asyncio.get_running_loop()
+        await self.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """PROTOCOL §6: stop accepting, kick everyone, finish and commit, close."""
+        log.info("shutting down")
+        if self._server is not None:
+            self._server.close()
+        await self.connections.stop()
+        conns = list(self.connections)
+        # Requests already received are answered: their effects are committed.
+        if conns:
+            await asyncio.wait(
+                [asyncio.ensure_future(c.drained()) for c in conns],
+                timeout=self.settings.shutdown_grace,
+            )
+        for conn in conns:
+            conn.kick("shutdown")
+        # Let the sockets close so each session's end is recorded before commit.
+        deadline = asyncio.get_running_loop().time() + CLOSE_GRACE + 0.5
+        while len(self.connections) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        if self.users is not None:
+            await self.users.flush()
+        if self._server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), self.settings.shutdown_grace)
+        if self.db is not None:
+            await self.db.dispose()
+        log.info("stopped")
