@@ -1,0 +1,515 @@
+"""The SDK against a tiny fake server speaking real frames.
+
+The fake is scripted per test (``on_request``) so each test can make the
+server misbehave in exactly one way: answer out of order, drop the
+connection, kick, go silent, send garbage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from p2sp.client.client import (
+    Client,
+    ConnectionLost,
+    Event,
+    RequestError,
+    RequestFailed,
+    RequestTimeout,
+)
+from p2sp.common.exceptions import ChatError
+from p2sp.common.message import decode_json, event_frame, response_frame
+from p2sp.common.protocol import FrameDecoder
+
+Envelope = dict[str, Any]
+
+
+class FakeConn:
+    """One accepted connection, as the test sees it."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.requests: list[Envelope] = []
+
+    def respond(
+        self,
+        request: Envelope,
+        data: dict[str, Any] | None = None,
+        *,
+        status: str = "ok",
+        code: str = "ok",
+        message: str = "",
+    ) -> None:
+        rid = request["payload"]["id"]
+        self.writer.write(response_frame(rid, status, code, message, data))  # type: ignore[arg-type]
+
+    def push(self, name: str, payload: dict[str, Any]) -> None:
+        self.writer.write(event_frame(name, payload))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+Handler = Callable[[FakeConn, Envelope], Awaitable[None]]
+
+
+class FakeServer:
+    """``asyncio.start_server`` on port 0 that decodes frames and asks ``on_request``."""
+
+    def __init__(self, on_request: Handler | None = None) -> None:
+        self.on_request: Handler = on_request or self.default
+        self.conns: list[FakeConn] = []
+        self.new_conns: asyncio.Queue[FakeConn] = asyncio.Queue()
+        self.requests: list[Envelope] = []
+        self.logins = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self, port: int = 0) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for conn in self.conns:
+                conn.writer.transport.abort()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def default(self, conn: FakeConn, req: Envelope) -> None:
+        """ok to everything; login hands out tok-1, tok-2 ... one per login."""
+        action = req["type"]
+        data = req["payload"].get("data", {})
+        if action == "login":
+            self.logins += 1
+            conn.respond(
+                req,
+                {
+                    "auth_token": f"tok-{self.logins}",
+                    "user_id": 7,
+                    "username": data["username"],
+                    "is_admin": data["username"] == "root",
+                },
+            )
+        elif action == "reg":
+            conn.respond(req, {"user_id": 7})
+        elif action == "echo":
+            conn.respond(req, {"echo": data, "token": req["payload"].get("auth_token")})
+        elif action == "hang":
+            pass  # never answers
+        elif action == "drop":
+            conn.close()
+        else:
+            conn.respond(req)
+
+    def actions(self, name: str) -> list[Envelope]:
+        return [r for r in self.requests if r["type"] == name]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = FakeConn(writer)
+        self.conns.append(conn)
+        self.new_conns.put_nowait(conn)
+        decoder = FrameDecoder()
+        try:
+            while data := await reader.read(65536):
+                for payload in decoder.feed(data):
+                    envelope = decode_json(payload)
+                    conn.requests.append(envelope)
+                    self.requests.append(envelope)
+                    await self.on_request(conn, envelope)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeServer]:
+    srv = FakeServer()
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture
+async def make_client(server: FakeServer) -> AsyncIterator[Callable[..., Client]]:
+    clients: list[Client] = []
+
+    def make(**options: Any) -> Client:
+        options.setdefault("reconnect_delay", 0.01)
+        options.setdefault("reconnect_max_delay", 0.05)
+        options.setdefault("request_timeout", 2.0)
+        client = Client("127.0.0.1", server.port, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+async def types_until(client: Client, last: str, timeout: float = 3.0) -> list[Event]:
+    """Every event up to and including the first of type ``last``."""
+    seen: list[Event] = []
+    async with asyncio.timeout(timeout):
+        async for event in client.events():
+            seen.append(event)
+            if event.type == last:
+                return seen
+    raise AssertionError(f"events ended before {last!r}: {[e.type for e in seen]}")
+
+
+# --- requests -------------------------------------------------------------
+
+
+async def test_call_returns_ok_data(make_client: Callable[..., Client]) -> None:
+    async with make_client() as client:
+        assert client.connected
+        assert await client.call("echo", x=1, name="bob") == {
+            "echo": {"x": 1, "name": "bob"},
+            "token": None,
+        }
+        assert await client.call("ping") == {}
+
+
+async def test_fail_and_error_raise_with_code(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] == "add":
+            conn.respond(req, status="fail", code="no_such_user", message="no user named bob")
+        else:
+            conn.respond(
+                req, {"field": "data.x"}, status="error", code="invalid_request", message="bad x"
+            )
+
+    server.on_request = behaviour
+    async with make_client() as client:
+        with pytest.raises(RequestFailed) as failed:
+            await client.call("add", username="bob")
+        assert failed.value.code == "no_such_user"
+        assert failed.value.message == "no user named bob"
+        assert failed.value.status == "fail"
+        assert isinstance(failed.value, ChatError)
+
+        with pytest.raises(RequestError) as error:
+            await client.call("newgroup", x="?")
+        assert (error.value.code, error.value.status) == ("invalid_request", "error")
+        assert error.value.data == {"field": "data.x"}
+        assert client.connected  # refusals never close the connection
+
+
+async def test_responses_matched_by_id_out_of_order(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    held: list[Envelope] = []
+
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        held.append(req)
+        if len(held) == 3:
+            for r in reversed(held):  # answer the last request first
+                conn.respond(r, {"n": r["payload"]["data"]["n"]})
+
+    server.on_request = behaviour
+    async with make_client() as client:
+        results = await asyncio.gather(*(client.call("slow", n=n) for n in (1, 2, 3)))
+    assert results == [{"n": 1}, {"n": 2}, {"n": 3}]
+    ids = [r["payload"]["id"] for r in held]
+    assert len(set(ids)) == 3 and all(isinstance(i, int) for i in ids)
+
+
+async def test_login_stores_session_and_sends_token(make_client: Callable[..., Client]) -> None:
+    async with make_client() as client:
+        assert await client.reg("alice", "password1") == 7
+        data = await client.login("alice", "password1")
+        assert data == {"auth_token": "tok-1", "user_id": 7, "username": "alice", "is_admin": False}
+        assert (client.auth_token, client.username, client.user_id) == ("tok-1", "alice", 7)
+        assert client.is_admin is False
+        assert (await client.call("echo"))["token"] == "tok-1"
+        await client.logout()
+        assert client.auth_token is None and client.username is None
+        assert (await client.call("echo"))["token"] is None
+
+
+async def test_admin_flag(make_client: Callable[..., Client]) -> None:
+    async with make_client() as client:
+        await client.login("root", "password1")
+        assert client.is_admin is True
+
+
+async def test_request_timeout_keeps_connection(make_client: Callable[..., Client]) -> None:
+    async with make_client(request_timeout=0.2) as client:
+        with pytest.raises(RequestTimeout):
+            await client.call("hang")
+        assert client.connected
+        await client.ping()
+
+
+# --- events ---------------------------------------------------------------
+
+
+async def test_events_iterate_in_arrival_order(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        conn.respond(req)
+        for seq in range(1, 6):
+            conn.push("message", {"seq": seq, "text": f"m{seq}"})
+        conn.push("sync_done", {"count": 5})
+
+    server.on_request = behaviour
+    async with make_client() as client:
+        await client.call("go")
+        events = await types_until(client, "sync_done")
+    assert [e.payload.get("seq") for e in events[:-1]] == [1, 2, 3, 4, 5]
+    assert events[-1] == Event("sync_done", {"count": 5}, events[-1].timestamp)
+    assert all(isinstance(e.timestamp, int) and e.timestamp > 0 for e in events)
+
+
+async def test_next_event_skips_other_types(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        conn.push("presence", {"username": "bob", "online": True})
+        conn.push("message", {"seq": 1})
+        conn.respond(req)
+
+    server.on_request = behaviour
+    async with make_client() as client:
+        await client.call("go")
+        event = await client.next_event("message")
+        assert event.payload == {"seq": 1}
+        with pytest.raises(asyncio.TimeoutError):
+            await client.next_event("presence", timeout=0.1)  # it was discarded
+
+
+# --- losing the connection ------------------------------------------------
+
+
+async def test_drop_fails_pending_call_and_stops(make_client: Callable[..., Client]) -> None:
+    client = make_client()
+    await client.connect()
+    pending = asyncio.create_task(client.call("hang"))
+    await asyncio.sleep(0.05)
+    with pytest.raises(ConnectionLost):
+        await client.call("drop")
+    with pytest.raises(ConnectionLost):
+        await pending
+    event = await client.next_event("disconnected")
+    assert event.payload["reason"] == "connection_closed"
+    assert event.payload["will_reconnect"] is False
+    assert not client.connected
+    with pytest.raises(ConnectionLost):
+        await client.call("ping")
+    # Stopped for good: the iterator ends instead of hanging.
+    assert [e async for e in client.events()] == []
+
+
+async def test_close_is_idempotent_and_fails_pending(make_client: Callable[..., Client]) -> None:
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    pending = asyncio.create_task(client.call("hang"))
+    await asyncio.sleep(0.05)
+    await client.close()
+    await client.close()
+    with pytest.raises(ConnectionLost):
+        await pending
+    events = [e async for e in client.events()]
+    assert [e.type for e in events] == ["disconnected"]
+    assert events[0].payload["will_reconnect"] is False
+    assert not client.connected and not client.reconnecting
+
+
+async def test_reconnect_and_relogin_after_server_closes(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("alice", "password1")
+    first = server.conns[0]
+    first.close()
+    events = await types_until(client, "reconnected")
+    assert [e.type for e in events] == ["disconnected", "reconnected"]
+    assert events[0].payload["will_reconnect"] is True
+    assert events[1].payload == {"relogged_in": True, "username": "alice"}
+    logins = server.actions("login")
+    assert len(logins) == 2
+    assert logins[1]["payload"]["data"] == {"username": "alice", "password": "password1"}
+    assert client.auth_token == "tok-2"
+    assert (await client.call("echo"))["token"] == "tok-2"
+
+
+async def test_reconnected_comes_before_replayed_messages(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await server.default(conn, req)
+        if req["type"] == "login":
+            conn.push("message", {"seq": 1, "replay": True})
+            conn.push("sync_done", {"count": 1})
+
+    server.on_request = behaviour
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("alice", "password1")
+    await client.next_event("sync_done")
+    server.conns[0].close()
+    events = await types_until(client, "sync_done")
+    assert [e.type for e in events] == ["disconnected", "reconnected", "message", "sync_done"]
+
+
+async def test_reconnect_after_shutdown_kick(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("alice", "password1")
+    conn = server.conns[0]
+    conn.push("kicked", {"reason": "shutdown"})
+    conn.close()
+    events = await types_until(client, "reconnected")
+    assert [e.type for e in events] == ["kicked", "disconnected", "reconnected"]
+    assert events[1].payload["reason"] == "shutdown"
+    assert events[2].payload["relogged_in"] is True
+
+
+async def test_reconnect_without_session_does_not_log_in(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("alice", "password1")
+    await client.logout()
+    server.conns[0].close()
+    event = await client.next_event("reconnected")
+    assert event.payload["relogged_in"] is False
+    assert len(server.actions("login")) == 1
+
+
+async def test_failed_relogin_is_reported(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] == "login" and server.logins >= 1:
+            conn.respond(req, status="fail", code="user_blocked", message="blocked")
+            return
+        await server.default(conn, req)
+
+    server.on_request = behaviour
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("alice", "password1")
+    server.conns[0].close()
+    event = await client.next_event("reconnected")
+    assert event.payload["relogged_in"] is False
+    assert event.payload["code"] == "user_blocked"
+    assert client.auth_token is None
+    assert client.connected
+
+
+@pytest.mark.parametrize("reason", ["logged_in_elsewhere", "blocked"])
+async def test_no_reconnect_after_final_kick(
+    reason: str, server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("alice", "password1")
+    conn = server.conns[0]
+    conn.push("kicked", {"reason": reason})
+    conn.close()
+    events = [e async for e in client.events()]  # ends: the client stopped
+    assert [e.type for e in events] == ["kicked", "disconnected"]
+    assert events[0].payload == {"reason": reason}
+    assert events[1].payload["will_reconnect"] is False
+    assert client.auth_token is None
+    await asyncio.sleep(0.2)  # several reconnect delays
+    assert len(server.conns) == 1
+    assert not client.connected and not client.reconnecting
+
+
+async def test_error_event_then_disconnected(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    client = make_client()
+    await client.connect()
+    await asyncio.sleep(0.05)
+    conn = server.conns[0]
+    conn.push("error", {"code": "bad_checksum", "message": "payload checksum does not match"})
+    conn.close()
+    events = [e async for e in client.events()]
+    assert [e.type for e in events] == ["error", "disconnected"]
+    assert events[1].payload["reason"] == "bad_checksum"
+
+
+async def test_garbage_from_server_closes_connection(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    client = make_client()
+    await client.connect()
+    await asyncio.sleep(0.05)
+    server.conns[0].writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    event = await client.next_event("disconnected")
+    assert event.payload["reason"] == "bad_magic"
+    assert not client.connected
+
+
+async def test_reconnect_backs_off_until_server_is_back(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(auto_reconnect=True, reconnect_delay=0.02, reconnect_max_delay=0.1)
+    await client.connect()
+    await client.login("alice", "password1")
+    port = server.port
+    await server.stop()
+    assert (await client.next_event("disconnected")).payload["will_reconnect"] is True
+    await asyncio.sleep(0.3)  # several refused attempts
+    assert client.reconnecting and not client.connected
+    await server.start(port)
+    event = await client.next_event("reconnected", timeout=3.0)
+    assert event.payload["relogged_in"] is True
+
+
+async def test_connect_refused_raises_oserror() -> None:
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    with pytest.raises(OSError):
+        await Client("127.0.0.1", port).connect()
+
+
+# --- keepalive ------------------------------------------------------------
+
+
+async def test_keepalive_pings(server: FakeServer, make_client: Callable[..., Client]) -> None:
+    async with make_client(ping_interval=0.05):
+        await asyncio.sleep(0.4)
+    assert len(server.actions("ping")) >= 3
+
+
+async def test_unanswered_keepalive_drops_and_reconnects(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    silent = True
+
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] == "ping" and silent:
+            return
+        await server.default(conn, req)
+
+    server.on_request = behaviour
+    client = make_client(auto_reconnect=True, ping_interval=0.05, request_timeout=0.1)
+    await client.connect()
+    event = await client.next_event("disconnected")
+    assert event.payload["reason"] == "ping_timeout"
+    silent = False
+    await client.next_event("reconnected")
+    with contextlib.suppress(asyncio.TimeoutError):
+        await client.next_event("disconnected", timeout=0.3)
+        raise AssertionError("dropped again although pings are answered")
