@@ -17,7 +17,9 @@ def test_ruff_check() -> None:
     if ruff is None:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
     targets = [
-        p for p in ("p2sp", "tests", "bench", "run_server.py", "run_client.py") if (ROOT / p).exists()
+        p
+        for p in ("p2sp", "tests", "bench", "run_server.py", "run_client.py")
+        if (ROOT / p).exists()
     ]
     done = subprocess.run(
         [ruff, "check", *targets],
