@@ -23,6 +23,15 @@ Design notes:
   ``ack`` the application sends while handling it.
 * Kicks for ``logged_in_elsewhere`` and ``blocked`` never reconnect: the
   first would fight the newer session forever, the second is refused.
+* Delivery (PROTOCOL §5) is at-least-once, so the SDK keeps, per
+  conversation, the highest ``seq`` it has handed to the application and
+  drops any ``message`` at or below it. A message counts as handed over when
+  it leaves the event queue, and that is also when it becomes due for an
+  ``ack`` (``auto_ack``): acks are batched, one request per flush, carrying
+  the highest seq per conversation (acks are cumulative).
+* ``send`` always carries a ``client_msg_id``; if the connection drops
+  before the response, the SDK waits for the reconnect and re-login and
+  sends it once more with the same id, so the message lands exactly once.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ import contextlib
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from typing import Any, Final
 
 import msgspec
@@ -64,6 +74,12 @@ log = logging.getLogger(__name__)
 NO_RECONNECT_KICKS: Final = frozenset({"logged_in_elsewhere", "blocked"})
 
 _READ_CHUNK: Final = 64 * 1024
+#: the server takes at most this many entries in one ``ack`` request
+MAX_ACKS_PER_REQUEST: Final = 1000
+#: pending acknowledgements that trigger a flush without waiting for ``ack_interval``
+ACK_BATCH: Final = 200
+
+ConversationId = Hashable
 
 ResponseHook = Callable[[dict[str, Any]], None]
 
@@ -89,6 +105,9 @@ class _Stop:
 
 _STOP: Final = _Stop()
 
+#: A queued event with the session generation it arrived in (see ``_take``).
+_Item = tuple[Event, int] | _Stop
+
 
 class Client:
     """An asyncio client for one p2sp server.
@@ -110,6 +129,8 @@ class Client:
         max_frame: int = 1024 * 1024,
         reconnect_delay: float = 0.5,
         reconnect_max_delay: float = 10.0,
+        auto_ack: bool = True,
+        ack_interval: float = 0.2,
     ) -> None:
         self.host = host
         self.port = port
@@ -120,6 +141,10 @@ class Client:
         self.max_frame = max_frame
         self.reconnect_delay = reconnect_delay
         self.reconnect_max_delay = reconnect_max_delay
+        #: ack every message once the application has taken it from the queue
+        self.auto_ack = auto_ack
+        #: longest wait, in seconds, before a taken message is acknowledged
+        self.ack_interval = ack_interval
 
         # Session state, readable by applications.
         self.auth_token: str | None = None
@@ -135,13 +160,24 @@ class Client:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], ResponseHook | None]] = {}
         self._ids = itertools.count(1)
-        self._events: asyncio.Queue[Event | _Stop] = asyncio.Queue()
+        self._events: asyncio.Queue[_Item] = asyncio.Queue()
         self._closing = False  # close() was called: no reconnects
         self._stopped = True  # no connection and none on the way
         self._announced = False  # the current connection is known to the application
         self._drop_reason: str | None = None  # why the server is about to close (kicked/error)
         self._drop_message = ""
         self._no_reconnect = False
+        self._state_changed = asyncio.Event()  # replaced on every session change
+
+        # Delivery state: kept across reconnects, reset by a login as someone else.
+        self._seq_owner: str | None = None  # casefolded user the seqs below belong to
+        self._generation = 0  # bumped with _seq_owner; queued events carry it
+        self._last_seq: dict[ConversationId, int] = {}
+        self._ack_pending: dict[ConversationId, int] = {}
+        self._ack_count = 0  # messages taken since the last flush
+        self._ack_now = asyncio.Event()
+        self._ack_task: asyncio.Task[None] | None = None
+        self._ack_lock = asyncio.Lock()
 
     # --- state -------------------------------------------------------------
 
@@ -154,6 +190,15 @@ class Client:
     def reconnecting(self) -> bool:
         """True while the client is trying to get a dropped connection back."""
         return self._reconnect_task is not None and not self._reconnect_task.done()
+
+    def last_seq(self, conversation_id: ConversationId) -> int:
+        """The highest ``seq`` of ``conversation_id`` handed to the application (0: none)."""
+        return self._last_seq.get(conversation_id, 0)
+
+    @property
+    def pending_acks(self) -> dict[ConversationId, int]:
+        """Acknowledgements not sent yet: conversation id -> highest seq (a copy)."""
+        return dict(self._ack_pending)
 
     # --- life cycle --------------------------------------------------------
 
@@ -177,9 +222,18 @@ class Client:
         self._announced = True
 
     async def close(self) -> None:
-        """Close the connection for good: no more pings or reconnects. Idempotent."""
+        """Close the connection for good: no more pings or reconnects. Idempotent.
+
+        Acknowledgements still pending are sent first, if the session is up
+        (best effort: at most ``min(request_timeout, 1)`` seconds).
+        """
+        if not self._closing:
+            await self._final_ack_flush()
         self._closing = True
         current = asyncio.current_task()
+        ack_task = self._ack_task
+        if ack_task is not None and not ack_task.done() and ack_task is not current:
+            ack_task.cancel()
         task = self._reconnect_task
         if task is not None and not task.done() and task is not current:
             task.cancel()
@@ -239,7 +293,11 @@ class Client:
         return await self._call("login", {"username": username, "password": password}, apply)
 
     async def logout(self) -> None:
-        """End the session; the token and stored credentials are cleared even if it fails."""
+        """End the session; the token and stored credentials are cleared even if it fails.
+
+        Pending acknowledgements are sent first, while the token is valid.
+        """
+        await self._final_ack_flush()
         try:
             await self.call("logout")
         finally:
@@ -248,6 +306,49 @@ class Client:
     async def ping(self) -> None:
         """Round trip to the server; also what keeps an idle connection open."""
         await self.call("ping")
+
+    async def add(self, username: str) -> dict[str, Any]:
+        """Add a friend; returns {username, online}. The other side gets a notice."""
+        return await self.call("add", username=username)
+
+    async def friends(self) -> list[dict[str, Any]]:
+        """Friends sorted by name: [{username, online, status, last_seen (ms or None)}]."""
+        data = await self.call("friends")
+        friends = data.get("friends")
+        return [f for f in friends if isinstance(f, dict)] if isinstance(friends, list) else []
+
+    async def send(self, to: str, text: str, *, client_msg_id: str | None = None) -> dict[str, Any]:
+        """Send a direct message; returns {conversation_id, seq, message_id, sent_at}.
+
+        Without ``client_msg_id`` a fresh one is made. If the connection drops
+        before the response (``ConnectionLost``) and ``auto_reconnect`` is on,
+        the SDK waits for the reconnect and re-login and sends the request once
+        more with the same id: the server answers a repeated id with the
+        original response, so the message is stored once either way.
+        """
+        msg_id = client_msg_id if client_msg_id is not None else uuid.uuid4().hex
+        return await self._idempotent("send", {"to": to, "text": text, "client_msg_id": msg_id})
+
+    async def ack(self, conversation_id: ConversationId, seq: int) -> None:
+        """Acknowledge every message of ``conversation_id`` up to ``seq``."""
+        await self.ack_many([(conversation_id, seq)])
+
+    async def ack_many(self, acks: Iterable[tuple[ConversationId, int] | dict[str, Any]]) -> None:
+        """Acknowledge several conversations at once.
+
+        ``acks`` holds ``(conversation_id, seq)`` pairs or
+        ``{"conversation_id", "seq"}`` dicts; only the highest seq per
+        conversation is sent (acks are cumulative), in requests of at most
+        1000 entries.
+        """
+        highest: dict[ConversationId, int] = {}
+        for item in acks:
+            if isinstance(item, dict):
+                conv, seq = item["conversation_id"], item["seq"]
+            else:
+                conv, seq = item
+            highest[conv] = max(seq, highest.get(conv, seq))
+        await self._send_acks(highest)
 
     # --- events ------------------------------------------------------------
 
@@ -265,14 +366,18 @@ class Client:
                     self._events.put_nowait(item)  # let other readers see the end too
                     return
                 continue  # stale: connect() was called again since
-            yield item
+            event = self._take(*item)
+            if event is not None:
+                yield event
 
     async def next_event(self, type: str | None = None, *, timeout: float = 5.0) -> Event:
         """The next event (of ``type``, if given), discarding any other before it.
 
         Raises ``asyncio.TimeoutError`` if none comes within ``timeout``
         seconds, or at once when the client has stopped and none is queued.
-        Meant for tests and scripts; applications read ``events()``.
+        Discarded messages count as handed over (they are acknowledged under
+        ``auto_ack``). Meant for tests and scripts; applications read
+        ``events()``.
         """
         async with asyncio.timeout(timeout):
             while True:
@@ -282,8 +387,154 @@ class Client:
                         self._events.put_nowait(item)
                         raise TimeoutError(f"no {type or 'event'}: the client is disconnected")
                     continue
-                if type is None or item.type == type:
-                    return item
+                event = self._take(*item)
+                if event is not None and (type is None or event.type == type):
+                    return event
+
+    # --- internals: delivery -----------------------------------------------
+
+    @staticmethod
+    def _position(event: Event) -> tuple[ConversationId, int] | None:
+        """(conversation_id, seq) of a ``message`` event; None for anything else."""
+        if event.type != "message":
+            return None
+        conv = event.payload.get("conversation_id")
+        seq = event.payload.get("seq")
+        if conv is None or not isinstance(conv, Hashable) or isinstance(seq, bool):
+            return None
+        if not isinstance(seq, int):
+            return None
+        return conv, seq
+
+    def _take(self, event: Event, generation: int) -> Event | None:
+        """An event leaving the queue: the application gets it, or it was a duplicate.
+
+        Messages queued before a login as another user belong to that user's
+        session: they are handed over as they are, neither counted nor acked.
+        """
+        if generation != self._generation:
+            return event
+        if event.type == "sync_done":
+            self._request_ack_flush(now=True)
+            return event
+        position = self._position(event)
+        if position is None:
+            return event
+        conv, seq = position
+        duplicate = seq <= self._last_seq.get(conv, 0)
+        if not duplicate:
+            self._last_seq[conv] = seq
+        if self.auto_ack:
+            # A duplicate is acked too: it came back because our ack was lost.
+            self._ack_pending[conv] = max(seq, self._ack_pending.get(conv, 0))
+            self._ack_count += 1
+            self._request_ack_flush(now=self._ack_count >= ACK_BATCH)
+        return None if duplicate else event
+
+    def _request_ack_flush(self, *, now: bool) -> None:
+        if not self._ack_pending or self._closing:
+            return
+        if now:
+            self._ack_now.set()
+        task = self._ack_task
+        if task is None or task.done():
+            self._ack_task = asyncio.create_task(self._ack_worker(), name="p2sp-client-acks")
+
+    async def _ack_worker(self) -> None:
+        """Flush pending acks every ``ack_interval`` (or at once when asked) while any wait.
+
+        Ends when nothing is pending, or when the session is down: the
+        re-login asks for a flush again.
+        """
+        while self._ack_pending and not self._closing:
+            if not self._ack_now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.ack_interval):
+                        await self._ack_now.wait()
+            self._ack_now.clear()
+            if not await self._flush_acks():
+                return
+
+    async def _flush_acks(self) -> bool:
+        """Send every pending ack; False if the session is down (they stay pending)."""
+        async with self._ack_lock:
+            if not self._ack_pending:
+                return True
+            if not (self._connected and self.auth_token):
+                return False
+            batch, self._ack_pending = self._ack_pending, {}
+            self._ack_count = 0
+            generation = self._generation
+            try:
+                await self._send_acks(batch)
+            except (ConnectionLost, RequestTimeout) as exc:
+                log.debug("acks not sent (%s); kept for the next session", exc)
+                self._requeue_acks(batch, generation)
+                return False
+            except ChatError as exc:
+                if exc.code == "not_authenticated":
+                    self._requeue_acks(batch, generation)
+                    return False
+                log.warning("the server refused acks: %s (%s)", exc.message, exc.code)
+            return True
+
+    def _requeue_acks(self, batch: dict[ConversationId, int], generation: int) -> None:
+        if generation != self._generation:
+            return  # another user logged in meanwhile: these are not theirs
+        for conv, seq in batch.items():
+            self._ack_pending[conv] = max(seq, self._ack_pending.get(conv, 0))
+
+    async def _send_acks(self, highest: dict[ConversationId, int]) -> None:
+        entries = [{"conversation_id": c, "seq": s} for c, s in highest.items()]
+        for start in range(0, len(entries), MAX_ACKS_PER_REQUEST):
+            await self.call("ack", acks=entries[start : start + MAX_ACKS_PER_REQUEST])
+
+    async def _final_ack_flush(self) -> None:
+        """Best-effort flush before the session ends (``close``, ``logout``)."""
+        if not self._ack_pending or not (self._connected and self.auth_token):
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(self.request_timeout, 1.0)):
+                await self._flush_acks()
+
+    async def _idempotent(self, action: str, data: dict[str, Any]) -> dict[str, Any]:
+        """``call`` once more after a reconnect if the connection dropped first.
+
+        Only for requests the server deduplicates (``client_msg_id``).
+        """
+        try:
+            return await self._call(action, data)
+        except ConnectionLost:
+            if not self.auto_reconnect or self._closing or self._credentials is None:
+                raise
+            user = self._credentials[0]
+            if not await self._wait_for_session(self.request_timeout + self.reconnect_max_delay):
+                raise
+            if self.username is None or self.username.casefold() != user.casefold():
+                raise
+            log.info("retrying %s after the reconnect", action)
+            return await self._call(action, data)
+
+    async def _wait_for_session(self, timeout: float) -> bool:
+        """Wait until connected and logged in; False if that will not happen in time."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not (self._connected and self.auth_token):
+                    if self._closing or (not self._connected and not self.reconnecting):
+                        return False
+                    if self._connected and not self.reconnecting and self._credentials is None:
+                        return False  # reconnected, but the re-login was refused
+                    changed = self._state_changed
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.5):  # recheck now and then, too
+                            await changed.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def _notify_state(self) -> None:
+        self._state_changed.set()
+        self._state_changed = asyncio.Event()
 
     # --- internals: requests -----------------------------------------------
 
@@ -331,6 +582,16 @@ class Client:
         self.user_id = uid if isinstance(uid, int) else None
         self.is_admin = bool(info.get("is_admin", False))
         self._credentials = credentials
+        owner = self.username.casefold()
+        if owner != self._seq_owner:
+            # Another user's conversations: forget what the previous one saw.
+            self._seq_owner = owner
+            self._generation += 1
+            self._last_seq.clear()
+            self._ack_pending.clear()
+            self._ack_count = 0
+        self._notify_state()
+        self._request_ack_flush(now=True)  # acks left over from before a drop
 
     def _clear_session(self) -> None:
         self.auth_token = None
@@ -338,6 +599,7 @@ class Client:
         self.user_id = None
         self.is_admin = False
         self._credentials = None
+        self._notify_state()
 
     # --- internals: the connection -----------------------------------------
 
@@ -450,12 +712,14 @@ class Client:
                 )
         elif not self.reconnecting or self._closing:
             self._stop()
+        self._notify_state()
 
     def _stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
         self._events.put_nowait(_STOP)
+        self._notify_state()
 
     async def _keepalive(self, writer: asyncio.StreamWriter) -> None:
         """Ping every ``ping_interval`` so the server's idle timeout never fires.
@@ -484,6 +748,12 @@ class Client:
 
     async def _reconnect_loop(self) -> None:
         """Reconnect with exponential backoff, then log in again if we had a session."""
+        try:
+            await self._reconnect_attempts()
+        finally:
+            asyncio.get_running_loop().call_soon(self._notify_state)  # once this task is done
+
+    async def _reconnect_attempts(self) -> None:
         delay = self.reconnect_delay
         while not self._closing:
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # jitter: no thundering herd
@@ -543,4 +813,10 @@ class Client:
         self._put("reconnected", payload)
 
     def _put(self, kind: str, payload: dict[str, Any], timestamp: int | None = None) -> None:
-        self._events.put_nowait(Event(kind, payload, now_ms() if timestamp is None else timestamp))
+        event = Event(kind, payload, now_ms() if timestamp is None else timestamp)
+        position = self._position(event)
+        if position is not None and position[1] <= self._last_seq.get(position[0], 0):
+            # Already handed over: drop it now rather than queue it (ack it, though).
+            self._take(event, self._generation)
+            return
+        self._events.put_nowait((event, self._generation))

@@ -7,12 +7,19 @@ the network, so every field is read defensively: a missing or mistyped field
 shows as a blank, it never raises.
 
 A new event type is one entry in ``_formatters`` and its keys in
-``strings.py``.
+``strings.py``; a new kind of chat message is one entry in
+``_message_formatters``; a new system notice is one ``notice.<kind>`` key
+in the string tables whose placeholders are fields of the ``notice`` object
+(notices this client has no wording for show the server's English ``text``).
+
+Times (``sent_at``, ``last_seen``) are shown in the local time zone unless
+the handler is given another one (tests pass UTC).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -25,6 +32,16 @@ from p2sp.common.exceptions import ChatError, P2SPError
 Formatter = Callable[[Mapping[str, Any]], list[str]]
 
 KICK_REASONS = ("logged_in_elsewhere", "blocked", "slow_consumer", "shutdown")
+#: notice kinds of PROTOCOL §5 (only some have wording yet; the rest show ``text``)
+NOTICE_KINDS = (
+    "friend_added",
+    "group_invited",
+    "group_removed",
+    "group_deleted",
+    "group_blocked",
+    "group_unblocked",
+    "admin",
+)
 
 
 def _text(value: object, default: str = "") -> str:
@@ -37,15 +54,24 @@ def _text(value: object, default: str = "") -> str:
 class ClientMessageHandler:
     """Renders what the server says, in the user's language."""
 
-    def __init__(self, strings: Strings) -> None:
+    def __init__(self, strings: Strings, *, tz: dt.tzinfo | None = None) -> None:
         self.strings = strings
+        #: time zone for displayed times; None is the local one
+        self.tz = tz
         self._formatters: dict[str, Formatter] = {
+            "message": self._message,
             "kicked": self._kicked,
             "error": self._error_event,
             "presence": self._presence,
             "sync_done": self._sync_done,
             "disconnected": self._disconnected,
             "reconnected": self._reconnected,
+        }
+        #: ``message`` events by ``kind``; each returns one line, or None if unsure
+        self._message_formatters: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
+            "direct": self._direct_message,
+            "system": self._system_message,
+            "group": self._group_message,
         }
 
     # --- events ------------------------------------------------------------
@@ -62,6 +88,95 @@ class ClientMessageHandler:
         text = _text(code, "?")
         key = f"reason.{text}"
         return self.strings(key) if self.strings.has(key) else text
+
+    # --- messages ----------------------------------------------------------
+
+    def _message(self, payload: Mapping[str, Any]) -> list[str]:
+        """One chat message or notice; replayed ones carry the offline marker."""
+        kind = _text(payload.get("kind"))
+        if kind not in self._message_formatters and payload.get("system") is True:
+            kind = "system"
+        formatter = self._message_formatters.get(kind)
+        line = formatter(payload) if formatter is not None else None
+        if line is None:
+            return self._unknown(Event("message", dict(payload), 0))
+        if payload.get("replay") is True:
+            line = self.strings("message.replayed", line=line)
+        return [line]
+
+    def _direct_message(self, payload: Mapping[str, Any]) -> str | None:
+        if payload.get("system") is True:
+            return self._system_message(payload)
+        return self.strings(
+            "message.direct",
+            sender=_text(payload.get("from"), "?"),
+            message=_text(payload.get("text")),
+            time=self.clock(payload.get("sent_at")),
+        )
+
+    def _system_message(self, payload: Mapping[str, Any]) -> str:
+        return self.strings("message.system", message=self.notice_text(payload))
+
+    def _group_message(self, payload: Mapping[str, Any]) -> str:
+        """Group chat (groups come in a later issue; this is the minimal wording)."""
+        group = _text(payload.get("group_name")) or _text(payload.get("group_id"), "?")
+        if payload.get("system") is True:
+            return self.strings(
+                "message.group_system",
+                group=group,
+                message=self.notice_text(payload),
+                time=self.clock(payload.get("sent_at")),
+            )
+        return self.strings(
+            "message.group",
+            group=group,
+            sender=_text(payload.get("from"), "?"),
+            message=_text(payload.get("text")),
+            time=self.clock(payload.get("sent_at")),
+        )
+
+    def notice_text(self, payload: Mapping[str, Any]) -> str:
+        """A system message's text: the notice in our words when we have them, else ``text``.
+
+        Our wording is used only if every name it needs is in the notice, so
+        a notice with a field missing still shows the server's sentence.
+        """
+        fallback = _text(payload.get("text"))
+        notice = payload.get("notice")
+        if not isinstance(notice, Mapping):
+            return fallback
+        kind = notice.get("kind")
+        key = f"notice.{kind}"
+        if not isinstance(kind, str) or not self.strings.has(key):
+            return fallback
+        params: dict[str, str] = {}
+        for name in self.strings.fields(key):
+            value = notice.get(name)
+            if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+                return fallback
+            params[name] = str(value)
+        return self.strings(key, **params)
+
+    def clock(self, ms: object) -> str:
+        """``HH:MM`` of a protocol timestamp (ms since the epoch); ``--:--`` if unreadable."""
+        when = self._datetime(ms)
+        return when.strftime("%H:%M") if when is not None else "--:--"
+
+    def date_time(self, ms: object) -> str:
+        """``YYYY-MM-DD HH:MM`` of a protocol timestamp; ``?`` if unreadable."""
+        when = self._datetime(ms)
+        return when.strftime("%Y-%m-%d %H:%M") if when is not None else "?"
+
+    def _datetime(self, ms: object) -> dt.datetime | None:
+        if isinstance(ms, bool) or not isinstance(ms, int | float):
+            return None
+        try:
+            when = dt.datetime.fromtimestamp(ms / 1000, tz=self.tz or dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+        return when if self.tz is not None else when.astimezone()
+
+    # --- other events --------------------------------------------------------
 
     def _kicked(self, payload: Mapping[str, Any]) -> list[str]:
         reason = _text(payload.get("reason"))
@@ -137,6 +252,31 @@ class ClientMessageHandler:
 
     def registered(self, username: str, user_id: int) -> str:
         return self.strings("reg.ok", username=username, user_id=user_id)
+
+    def added(self, data: Mapping[str, Any], username: str) -> str:
+        """The result of ``add``: the new friend, and whether they are online now."""
+        key = "add.ok.online" if data.get("online") else "add.ok.offline"
+        return self.strings(key, username=_text(data.get("username"), username))
+
+    def friends(self, friends: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The friend list: a title, then one line per friend (last seen if offline)."""
+        if not friends:
+            return [self.strings("friends.none")]
+        lines = [self.strings("friends.title", count=len(friends))]
+        for friend in friends:
+            name = _text(friend.get("username"), "?")
+            if friend.get("online"):
+                lines.append(self.strings("friends.online", username=name))
+            elif friend.get("last_seen") is not None:
+                seen = self.date_time(friend.get("last_seen"))
+                lines.append(self.strings("friends.offline_seen", username=name, last_seen=seen))
+            else:
+                lines.append(self.strings("friends.offline", username=name))
+        return lines
+
+    def sent(self, to: str, text: str) -> str:
+        """The echo of a message this user sent."""
+        return self.strings("send.echo", to=to, message=text)
 
     def welcome(self, data: Mapping[str, Any]) -> list[str]:
         """The login greeting; admins are told their extra commands are unlocked."""

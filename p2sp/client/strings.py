@@ -7,8 +7,10 @@ that the tables agree. A new display format (a whisper, a system message, a
 group line ...) is just another key in both tables.
 
 Naming: ``cmd.<name>.usage`` / ``cmd.<name>.help`` describe commands,
-``event.<type>...`` render server pushes, ``reason.<code>`` turn a protocol
-reason code into words, ``error.*`` report failures.
+``event.<type>...`` render server pushes, ``message.<kind>`` render chat
+messages, ``notice.<kind>`` render system notices from their ``notice``
+object (PROTOCOL §5), ``reason.<code>`` turn a protocol reason code into
+words, ``error.*`` report failures.
 
 The language is ``--lang`` if given, else the locale (``LC_ALL``, then
 ``LC_MESSAGES``, then ``LANG``, the POSIX precedence: the first one set
@@ -20,6 +22,7 @@ key itself, so a gap in a table is visible but never crashes the client.
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -48,6 +51,12 @@ EN: Final[dict[str, str]] = {
     "cmd.login.help": "log in (asks for the password if it is not given)",
     "cmd.logout.usage": "logout",
     "cmd.logout.help": "log out",
+    "cmd.add.usage": "add <username>",
+    "cmd.add.help": "add a friend",
+    "cmd.friends.usage": "friends",
+    "cmd.friends.help": "list your friends and who is online",
+    "cmd.send.usage": ".send <username> <message>",
+    "cmd.send.help": "send a private message to a friend (also: /msg <username> <message>)",
     "cmd.help.usage": "help",
     "cmd.help.help": "show this list",
     "cmd.quit.usage": "quit",
@@ -67,6 +76,14 @@ EN: Final[dict[str, str]] = {
     "login.admin_hint": "Administrator commands are now available; type help to see them.",
     "login.cancelled": "Login cancelled.",
     "logout.ok": "Logged out.",
+    "add.ok.online": "{username} is now your friend (online).",
+    "add.ok.offline": "{username} is now your friend (offline).",
+    "friends.title": "Friends ({count}):",
+    "friends.none": "You have no friends yet. Add one with: add <username>",
+    "friends.online": "  {username}  online",
+    "friends.offline": "  {username}  offline",
+    "friends.offline_seen": "  {username}  offline (last seen {last_seen})",
+    "send.echo": "-> {to}: {message}",
     # --- errors ----------------------------------------------------------
     "error.request": "Failed: {message} ({code})",
     "error.connection_lost": (
@@ -89,9 +106,15 @@ EN: Final[dict[str, str]] = {
     "event.kicked.shutdown": "The server is shutting down.",
     "event.kicked.other": "The server disconnected you ({reason}).",
     "event.error": "Server error: {message} ({code})",
+    "message.direct": "{sender} whispers to you: {message} ({time})",
+    "message.system": "[System]: {message}",
+    "message.group": "[{group}] {sender}: {message} ({time})",
+    "message.group_system": "[{group}] [System]: {message} ({time})",
+    "message.replayed": "[offline] {line}",
+    "notice.friend_added": "{username} added you as a friend",
     "event.presence.online": "{username} is online.",
     "event.presence.offline": "{username} is offline.",
-    "event.sync_done": "{count} message(s) received while you were away.",
+    "event.sync_done": "{count} offline message(s) delivered.",
     "event.disconnected.reconnecting": "Connection to the server lost ({reason}); reconnecting...",
     "event.disconnected.final": (
         "Disconnected from the server ({reason}). Your next command connects again."
@@ -141,6 +164,12 @@ ZH: Final[dict[str, str]] = {
     "cmd.login.help": "登录 (未给出密码时会提示输入)",
     "cmd.logout.usage": "logout",
     "cmd.logout.help": "退出登录",
+    "cmd.add.usage": "add <用户名>",
+    "cmd.add.help": "添加好友",
+    "cmd.friends.usage": "friends",
+    "cmd.friends.help": "查看好友列表及在线状态",
+    "cmd.send.usage": ".send <用户名> <消息>",
+    "cmd.send.help": "给好友发私聊消息 (也可用: /msg <用户名> <消息>)",
     "cmd.help.usage": "help",
     "cmd.help.help": "显示本列表",
     "cmd.quit.usage": "quit",
@@ -160,6 +189,14 @@ ZH: Final[dict[str, str]] = {
     "login.admin_hint": "管理员命令已解锁，输入 help 查看。",
     "login.cancelled": "已取消登录。",
     "logout.ok": "已退出登录。",
+    "add.ok.online": "已添加 {username} 为好友 (在线)。",
+    "add.ok.offline": "已添加 {username} 为好友 (离线)。",
+    "friends.title": "好友 ({count}):",
+    "friends.none": "还没有好友。添加好友: add <用户名>",
+    "friends.online": "  {username}  在线",
+    "friends.offline": "  {username}  离线",
+    "friends.offline_seen": "  {username}  离线 (最后在线 {last_seen})",
+    "send.echo": "-> {to}: {message}",
     # --- errors ----------------------------------------------------------
     "error.request": "失败: {message} ({code})",
     "error.connection_lost": "服务器应答前连接已断开，请稍后重试。",
@@ -175,9 +212,15 @@ ZH: Final[dict[str, str]] = {
     "event.kicked.shutdown": "服务器正在关闭。",
     "event.kicked.other": "服务器断开了你的连接 ({reason})。",
     "event.error": "服务器错误: {message} ({code})",
-    "event.presence.online": "{username} 上线了。",
-    "event.presence.offline": "{username} 下线了。",
-    "event.sync_done": "收到离线期间的 {count} 条消息。",
+    "message.direct": "{sender}悄悄对你说:{message} ({time})",
+    "message.system": "[系统消息]:{message}",
+    "message.group": "[{group}] {sender}:{message} ({time})",
+    "message.group_system": "[{group}] [系统消息]:{message} ({time})",
+    "message.replayed": "[离线消息] {line}",
+    "notice.friend_added": "{username} 已添加你为好友",
+    "event.presence.online": "{username} 上线了",
+    "event.presence.offline": "{username} 下线了",
+    "event.sync_done": "已收取 {count} 条离线消息",
     "event.disconnected.reconnecting": "与服务器的连接已断开 ({reason})，正在重新连接...",
     "event.disconnected.final": "已与服务器断开 ({reason})。下一条命令会重新连接。",
     "event.disconnected.closed": "已断开连接。",
@@ -248,6 +291,11 @@ class Strings:
 
     def has(self, key: str) -> bool:
         return key in self._table or key in EN
+
+    def fields(self, key: str) -> set[str]:
+        """The placeholder names of message ``key`` in this language (empty if unknown)."""
+        template = self._table.get(key, EN.get(key, ""))
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
     def get(self, key: str, /, **params: Any) -> str:
         """The message ``key`` with its placeholders filled in."""

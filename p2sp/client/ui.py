@@ -204,13 +204,18 @@ class ClientApp:
         return True
 
     async def stop(self) -> None:
-        """Close the connection; events still queued are not shown any more."""
+        """Close the connection; events still queued are not shown any more.
+
+        The printer stops first, while it waits for the next event, so no
+        message is taken from the SDK's queue (which acknowledges it) without
+        being printed; ``close()`` then sends the acks of what was printed.
+        """
         self.quitting = True
-        await self.client.close()
         pump = self._pump
         if pump is not None and not pump.done():
-            await asyncio.wait([pump], timeout=1.0)
             pump.cancel()
+            await asyncio.wait([pump], timeout=1.0)
+        await self.client.close()
 
     async def execute(self, line: str) -> None:
         """Run one command line, reporting every failure as a line of text."""
@@ -270,8 +275,13 @@ class ClientApp:
             self._pump = asyncio.create_task(self._pump_events(), name="p2sp-ui-events")
 
     async def _pump_events(self) -> None:
+        """Print every event as it arrives.
+
+        A ``message`` taken from the queue is always printed: the SDK
+        acknowledges it once taken, so skipping it would lose it.
+        """
         async for event in self.client.events():
-            if self.quitting:
+            if self.quitting and event.type != "message":
                 continue
             for line in self.handler.format_event(event):
                 self.show(line)
@@ -329,6 +339,30 @@ async def cmd_logout(app: ClientApp, args: list[str]) -> None:
     app.show(app.strings("logout.ok"))
 
 
+@command("add", min_args=1, max_args=1)
+async def cmd_add(app: ClientApp, args: list[str]) -> None:
+    data = await app.client.add(args[0])
+    app.show(app.handler.added(data, args[0]))
+
+
+@command("friends")
+async def cmd_friends(app: ClientApp, args: list[str]) -> None:
+    app.show(*app.handler.friends(await app.client.friends()))
+
+
+@command("send", min_args=2, max_args=2, rest=True, aliases=(".send", "/msg", "msg"))
+async def cmd_send(app: ClientApp, args: list[str]) -> None:
+    """``.send <user> <message>`` (seed 002) or ``/msg <user> <message>`` (seed 000).
+
+    The message is the rest of the line, inner spaces kept. A failure is
+    reported by the dispatcher (the server's message and code); success is a
+    one-line echo.
+    """
+    to, text = args
+    await app.client.send(to, text)
+    app.show(app.handler.sent(to, text))
+
+
 @command("help", max_args=1, needs_server=False, aliases=("?",))
 async def cmd_help(app: ClientApp, args: list[str]) -> None:
     public, admin = app.visible_commands()
@@ -380,10 +414,12 @@ def _language_from_argv(argv: Sequence[str] | None) -> str:
 
 
 def make_client(host: str, port: int) -> Client:
+    """The SDK as the terminal uses it: reconnecting, and acking what it printed."""
     return Client(
         host,
         port,
         auto_reconnect=True,
+        auto_ack=True,
         ping_interval=config.PING_INTERVAL,
         request_timeout=config.REQUEST_TIMEOUT,
         reconnect_delay=config.RECONNECT_DELAY,

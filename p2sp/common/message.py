@@ -106,6 +106,31 @@ class Credentials(msgspec.Struct):
     password: Password
 
 
+class NamedUser(msgspec.Struct):
+    """``add``: the user named."""
+
+    username: Username
+
+
+class SendDirect(msgspec.Struct):
+    """``send``: a direct message; ``client_msg_id`` makes a resend land once."""
+
+    to: Username
+    text: Text
+    client_msg_id: ClientMsgId | None = None
+
+
+class AckItem(msgspec.Struct):
+    conversation_id: Id
+    seq: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class Ack(msgspec.Struct):
+    """``ack``: cumulative per conversation, bounded per request."""
+
+    acks: Annotated[list[AckItem], msgspec.Meta(min_length=1, max_length=1000)]
+
+
 # --- decoding ---------------------------------------------------------------
 
 

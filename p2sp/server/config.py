@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     # -- messaging (used from issue 3 on)
     dm_policy: Literal["friends", "anyone"] = Field("friends", validation_alias=_alias("dm_policy"))
     max_text: int = Field(4096, ge=1, le=65536, validation_alias=_alias("max_text"))
+    commit_window: float = Field(
+        0.002,
+        ge=0,
+        le=1,
+        validation_alias=_alias("commit_window"),
+        description="seconds a burst of sends may gather before it is committed as one transaction",
+    )
+    commit_max_batch: int = Field(512, ge=1, le=10000, validation_alias=_alias("commit_max_batch"))
 
     # -- cluster (seed 000; used when the cluster lands)
     server_id: str = Field("p2sp-1", validation_alias=_alias("server_id", "SERVER_ID"))

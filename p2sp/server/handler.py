@@ -17,12 +17,15 @@ from typing import Any
 
 import msgspec
 
-from p2sp.common.exceptions import BadPayload, ChatError, ProtocolError, not_authenticated
+from p2sp.common.exceptions import BadPayload, ChatError, not_authenticated
 from p2sp.common.message import (
+    Ack,
     Credentials,
     Empty,
     MalformedRequest,
+    NamedUser,
     Request,
+    SendDirect,
     decode_data,
     decode_request,
     error_response_frame,
@@ -31,11 +34,24 @@ from p2sp.common.message import (
 from p2sp.server.auth import tokens_equal
 from p2sp.server.managers.connection import Connection, Session
 from p2sp.server.managers.connections import ConnectionManager
+from p2sp.server.managers.replay import Replayer
+from p2sp.server.services.friends import FriendService
+from p2sp.server.services.messages import MessageService
 from p2sp.server.services.users import UserService
 
 log = logging.getLogger(__name__)
 
-ActionFunc = Callable[[Connection, Any, Any], Awaitable[dict[str, Any] | None]]
+
+@dataclass(slots=True, frozen=True)
+class Reply:
+    """An action's answer plus work to do once the answer is on the wire
+    (login's replay must follow the login response)."""
+
+    data: dict[str, Any] | None
+    after: Callable[[], Awaitable[Any]]
+
+
+ActionFunc = Callable[[Connection, Any, Any], Awaitable[dict[str, Any] | Reply | None]]
 
 INTERNAL_ERROR = ChatError(
     "internal_error", "the server failed to handle this request", status="error"
@@ -56,14 +72,28 @@ class Action:
 class ServerMessageHandler:
     """Dispatches each request frame through the action table."""
 
-    def __init__(self, connections: ConnectionManager, users: UserService) -> None:
+    def __init__(
+        self,
+        connections: ConnectionManager,
+        users: UserService,
+        friends: FriendService,
+        messages: MessageService,
+        replayer: Replayer,
+    ) -> None:
         self.connections = connections
         self.users = users
+        self.friends = friends
+        self.messages = messages
+        self.replayer = replayer
         self.actions: dict[str, Action] = {}
         self.register("ping", Empty, self.ping, needs_session=False)
         self.register("reg", Credentials, self.reg, needs_session=False)
         self.register("login", Credentials, self.login, needs_session=False)
         self.register("logout", Empty, self.logout)
+        self.register("add", NamedUser, self.add)
+        self.register("friends", Empty, self.list_friends)
+        self.register("send", SendDirect, self.send)
+        self.register("ack", Ack, self.ack)
 
     def register(
         self, name: str, data_type: type, func: ActionFunc, *, needs_session: bool = True
@@ -87,26 +117,34 @@ class ServerMessageHandler:
         except ChatError as exc:
             conn.send(error_response_frame(None, exc))
             return
-        conn.send(await self.dispatch(conn, request))
+        frame, after = await self.dispatch(conn, request)
+        conn.send(frame)
+        if after is not None:
+            try:
+                await after()
+            except Exception:
+                log.exception("%r: follow-up of %s failed", conn, request.action)
 
-    async def dispatch(self, conn: Connection, request: Request) -> bytes:
-        """Run one request; always returns the response frame."""
+    async def dispatch(
+        self, conn: Connection, request: Request
+    ) -> tuple[bytes, Callable[[], Awaitable[Any]] | None]:
+        """Run one request; returns the response frame and any follow-up work."""
         action = self.actions.get(request.action)
         if action is None:
             err = ChatError("unknown_action", f"unknown action {request.action!r}", status="error")
-            return error_response_frame(request.id, err)
+            return error_response_frame(request.id, err), None
         try:
             session = self._authenticate(conn, request) if action.needs_session else conn.session
             data = decode_data(request, action.data_type, action.decoder)
             result = await action.func(conn, session, data)
+            if isinstance(result, Reply):
+                return response_frame(request.id, data=result.data), result.after
+            return response_frame(request.id, data=result), None
         except ChatError as exc:
-            return error_response_frame(request.id, exc)
-        except ProtocolError:
-            raise
+            return error_response_frame(request.id, exc), None
         except Exception:
             log.exception("%r: action %s failed", conn, request.action)
-            return error_response_frame(request.id, INTERNAL_ERROR)
-        return response_frame(request.id, data=result)
+            return error_response_frame(request.id, INTERNAL_ERROR), None
 
     @staticmethod
     def _authenticate(conn: Connection, request: Request) -> Session:
@@ -125,7 +163,12 @@ class ServerMessageHandler:
     def connection_closed(self, conn: Connection) -> None:
         session = self.connections.detach(conn)
         if session is not None:
-            self.users.schedule_session_end(session)
+            self._session_over(session)
+
+    def _session_over(self, session: Session) -> None:
+        """A session ended without a newer one replacing it: offline to friends, then DB."""
+        self.users.schedule(self.friends.announce(session.user_id, session.username, False))
+        self.users.schedule_session_end(session)
 
     # -- actions --------------------------------------------------------------
 
@@ -144,17 +187,34 @@ class ServerMessageHandler:
             raise ChatError("connection_closed", "connection closed during login")
         previous = self.connections.detach(conn)
         if previous is not None and previous.user_id != new.user_id:
-            self.users.schedule_session_end(previous)
+            self._session_over(previous)
+        was_online = self.connections.is_online(new.user_id)
         self.connections.attach(conn, new)
-        return {
+        if not was_online:
+            self.users.schedule(self.friends.announce(new.user_id, new.username, True))
+        data = {
             "auth_token": new.token,
             "user_id": new.user_id,
             "username": new.username,
             "is_admin": new.is_admin,
         }
+        return Reply(data, lambda: self.replayer.replay(conn, new))
 
     async def logout(self, conn: Connection, session: Session, data: Empty) -> None:
         ended = self.connections.detach(conn)
         if ended is not None:
+            await self.friends.announce(ended.user_id, ended.username, False)
             await self.users.end_session(ended)
         return None
+
+    async def add(self, conn: Connection, session: Session, data: NamedUser) -> dict:
+        return await self.friends.add(session, data.username)
+
+    async def list_friends(self, conn: Connection, session: Session, data: Empty) -> dict:
+        return await self.friends.list(session)
+
+    async def send(self, conn: Connection, session: Session, data: SendDirect) -> dict:
+        return await self.messages.send_direct(session, data.to, data.text, data.client_msg_id)
+
+    async def ack(self, conn: Connection, session: Session, data: Ack) -> None:
+        await self.messages.ack(session, data.acks)

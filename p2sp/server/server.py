@@ -20,9 +20,17 @@ from p2sp.server.db.engine import Database
 from p2sp.server.handler import ServerMessageHandler
 from p2sp.server.managers.connection import CLOSE_GRACE, Connection
 from p2sp.server.managers.connections import ConnectionManager
+from p2sp.server.managers.replay import Replayer
 from p2sp.server.managers.router import LocalRouter
+from p2sp.server.repository.conversations import ConversationRepository
+from p2sp.server.repository.friends import FriendRepository
+from p2sp.server.repository.messages import MessageStore
 from p2sp.server.repository.users import UserRepository
+from p2sp.server.services.directory import Directory
+from p2sp.server.services.friends import FriendService
+from p2sp.server.services.messages import MessageService
 from p2sp.server.services.users import UserService
+from p2sp.server.services.writer import MessageWriter
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,7 @@ class ChatServer:
         self.connections = ConnectionManager(settings.idle_timeout)
         self.router = LocalRouter(self.connections)
         self.users: UserService | None = None
+        self.writer: MessageWriter | None = None
         self.handler: ServerMessageHandler | None = None
         self._server: asyncio.Server | None = None
         self._stop = asyncio.Event()
@@ -66,8 +75,29 @@ class ChatServer:
         self.db = build_database(settings)
         await self.db.check()
         await self.db.upgrade()
-        self.users = build_user_service(settings, self.db)
-        self.handler = ServerMessageHandler(self.connections, self.users)
+        db = self.db
+        self.users = build_user_service(settings, db)
+        store = MessageStore(db)
+        self.writer = MessageWriter(
+            store, commit_window=settings.commit_window, max_batch=settings.commit_max_batch
+        )
+        friend_repo = FriendRepository(db)
+        directory = Directory(self.users.repo, friend_repo, ConversationRepository(db))
+        messages = MessageService(
+            directory=directory,
+            store=store,
+            writer=self.writer,
+            router=self.router,
+            dm_policy=settings.dm_policy,
+            max_text=settings.max_text,
+        )
+        friends = FriendService(
+            repo=friend_repo, directory=directory, messages=messages, router=self.router
+        )
+        self.handler = ServerMessageHandler(
+            self.connections, self.users, friends, messages, Replayer(store)
+        )
+        self.writer.start()
         handler = self.handler
         connections = self.connections
 
@@ -138,6 +168,8 @@ class ChatServer:
             await asyncio.sleep(0.01)
         if self.users is not None:
             await self.users.flush()
+        if self.writer is not None:
+            await self.writer.stop()
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), self.settings.shutdown_grace)

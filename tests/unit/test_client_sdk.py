@@ -513,3 +513,442 @@ async def test_unanswered_keepalive_drops_and_reconnects(
     with contextlib.suppress(asyncio.TimeoutError):
         await client.next_event("disconnected", timeout=0.3)
         raise AssertionError("dropped again although pings are answered")
+
+
+# --- friends and direct messages ------------------------------------------
+
+
+def msg(conv: int, seq: int, **extra: Any) -> dict[str, Any]:
+    """A ``message`` event payload, as the server sends it."""
+    return {
+        "conversation_id": conv,
+        "seq": seq,
+        "message_id": conv * 1000 + seq,
+        "kind": "direct",
+        "from": "alice",
+        "to": "bob",
+        "text": f"c{conv} m{seq}",
+        "type": "text",
+        "sent_at": 1_700_000_000_000,
+        "system": False,
+        "replay": False,
+        **extra,
+    }
+
+
+def positions(events: list[Event]) -> list[tuple[int, int]]:
+    return [(e.payload["conversation_id"], e.payload["seq"]) for e in events if e.type == "message"]
+
+
+def ack_payloads(server: FakeServer) -> list[list[dict[str, Any]]]:
+    return [r["payload"]["data"]["acks"] for r in server.actions("ack")]
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_friend_helpers_send_the_protocol_fields(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        data = req["payload"].get("data", {})
+        if req["type"] == "add":
+            conn.respond(req, {"username": data["username"], "online": True})
+        elif req["type"] == "friends":
+            friend = {"username": "bob", "online": False, "status": "offline", "last_seen": 5}
+            conn.respond(req, {"friends": [friend]})
+        elif req["type"] == "send":
+            conn.respond(
+                req, {"conversation_id": 3, "seq": 1, "message_id": 9, "sent_at": 1_700_000_000_000}
+            )
+        else:
+            await server.default(conn, req)
+
+    server.on_request = behaviour
+    async with make_client() as client:
+        await client.login("alice", "password1")
+        assert await client.add("bob") == {"username": "bob", "online": True}
+        assert await client.friends() == [
+            {"username": "bob", "online": False, "status": "offline", "last_seen": 5}
+        ]
+        result = await client.send("bob", "hi  there")
+        assert result == {
+            "conversation_id": 3,
+            "seq": 1,
+            "message_id": 9,
+            "sent_at": 1_700_000_000_000,
+        }
+        await client.send("bob", "again", client_msg_id="my-id-1")
+        await client.send("bob", "third")
+    assert server.actions("add")[0]["payload"]["data"] == {"username": "bob"}
+    assert server.actions("friends")[0]["payload"]["data"] == {}
+    sends = [r["payload"]["data"] for r in server.actions("send")]
+    assert sends[0]["to"] == "bob" and sends[0]["text"] == "hi  there"
+    generated = [sends[0]["client_msg_id"], sends[2]["client_msg_id"]]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in generated)  # uuid4 hex
+    assert generated[0] != generated[1]
+    assert sends[1]["client_msg_id"] == "my-id-1"
+    assert all(r["payload"]["auth_token"] == "tok-1" for r in server.actions("send"))
+
+
+async def test_send_refusal_raises(server: FakeServer, make_client: Callable[..., Client]) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] == "send":
+            conn.respond(req, status="fail", code="not_friends", message="bob is not your friend")
+        else:
+            await server.default(conn, req)
+
+    server.on_request = behaviour
+    async with make_client(auto_reconnect=True) as client:
+        await client.login("alice", "password1")
+        with pytest.raises(RequestFailed) as failed:
+            await client.send("bob", "hi")
+    assert failed.value.code == "not_friends"
+    assert len(server.actions("send")) == 1  # refusals are not retried
+
+
+async def test_send_is_retried_once_after_reconnect_with_same_id(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    sends: list[Envelope] = []
+
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] == "send":
+            sends.append(req)
+            if len(sends) == 1:
+                conn.close()  # stored, but the response never makes it
+                return
+            conn.respond(req, {"conversation_id": 3, "seq": 1, "message_id": 9, "sent_at": 1})
+        else:
+            await server.default(conn, req)
+
+    server.on_request = behaviour
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("alice", "password1")
+    result = await client.send("bob", "hello")
+    assert result["seq"] == 1
+    assert len(sends) == 2
+    first, second = (r["payload"]["data"] for r in sends)
+    assert first == second  # same to, text and client_msg_id
+    assert sends[1]["payload"]["auth_token"] == "tok-2"  # after the re-login
+    assert len(server.conns) == 2
+
+
+async def test_send_is_retried_only_once(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] == "send":
+            conn.close()
+        else:
+            await server.default(conn, req)
+
+    server.on_request = behaviour
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("alice", "password1")
+    with pytest.raises(ConnectionLost):
+        await client.send("bob", "hello", client_msg_id="m-1")
+    assert [r["payload"]["data"]["client_msg_id"] for r in server.actions("send")] == [
+        "m-1",
+        "m-1",
+    ]
+
+
+async def test_send_without_auto_reconnect_is_not_retried(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] == "send":
+            conn.close()
+        else:
+            await server.default(conn, req)
+
+    server.on_request = behaviour
+    client = make_client()
+    await client.connect()
+    await client.login("alice", "password1")
+    with pytest.raises(ConnectionLost):
+        await client.send("bob", "hello")
+    assert len(server.actions("send")) == 1
+
+
+async def test_send_not_retried_when_relogin_is_refused(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] == "send":
+            conn.close()
+        elif req["type"] == "login" and server.logins >= 1:
+            conn.respond(req, status="fail", code="user_blocked", message="blocked")
+        else:
+            await server.default(conn, req)
+
+    server.on_request = behaviour
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("alice", "password1")
+    async with asyncio.timeout(3):
+        with pytest.raises(ConnectionLost):
+            await client.send("bob", "hello")
+    assert len(server.actions("send")) == 1
+
+
+async def test_explicit_ack_shape(server: FakeServer, make_client: Callable[..., Client]) -> None:
+    async with make_client(auto_ack=False) as client:
+        await client.login("bob", "password1")
+        await client.ack(4, 9)
+        await client.ack_many([(4, 2), (5, 1), {"conversation_id": 4, "seq": 11}, (5, 3)])
+        await client.ack_many([(c, 1) for c in range(1, 2502)])
+        await client.ack_many([])
+    acks = ack_payloads(server)
+    assert acks[0] == [{"conversation_id": 4, "seq": 9}]
+    assert acks[1] == [{"conversation_id": 4, "seq": 11}, {"conversation_id": 5, "seq": 3}]
+    assert [len(a) for a in acks[2:]] == [1000, 1000, 501]  # the server's limit per request
+    assert all(r["payload"]["auth_token"] == "tok-1" for r in server.actions("ack"))
+
+
+async def test_duplicates_are_dropped_by_conversation_and_seq(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await server.default(conn, req)
+        if req["type"] == "login":
+            for conv, seq in [(1, 1), (1, 2), (2, 1), (1, 2), (1, 1), (2, 1), (1, 5), (2, 4)]:
+                conn.push("message", msg(conv, seq, replay=True))
+            conn.push("sync_done", {"count": 8})
+            conn.push("message", msg(1, 5))  # live copy of a replayed one
+            conn.push("message", msg(1, 6))
+            conn.push("presence", {"username": "alice", "online": True, "status": "online"})
+
+    server.on_request = behaviour
+    async with make_client(auto_ack=False) as client:
+        assert client.last_seq(1) == 0
+        await client.login("bob", "password1")
+        events = await types_until(client, "presence")
+        assert positions(events) == [(1, 1), (1, 2), (2, 1), (1, 5), (2, 4), (1, 6)]
+        assert [e.type for e in events].count("sync_done") == 1
+        assert (client.last_seq(1), client.last_seq(2), client.last_seq(3)) == (6, 4, 0)
+
+
+async def test_duplicates_dropped_across_reconnects_and_same_user_logins(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await server.default(conn, req)
+        if req["type"] == "login":
+            # Nothing was acked: every login replays everything, plus one new.
+            for seq in range(1, server.logins + 2):
+                conn.push("message", msg(1, seq, replay=True))
+            conn.push("sync_done", {"count": server.logins + 1})
+
+    server.on_request = behaviour
+    client = make_client(auto_reconnect=True, auto_ack=False)
+    await client.connect()
+    await client.login("bob", "password1")
+    assert positions(await types_until(client, "sync_done")) == [(1, 1), (1, 2)]
+    server.conns[0].close()
+    assert positions(await types_until(client, "sync_done")) == [(1, 3)]
+    await client.logout()
+    await client.login("BOB", "password1")  # the same user, spelled otherwise
+    assert positions(await types_until(client, "sync_done")) == [(1, 4)]
+    assert client.last_seq(1) == 4
+
+
+async def test_login_as_another_user_resets_seqs(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await server.default(conn, req)
+        if req["type"] == "login":
+            conn.push("message", msg(1, 3))
+            conn.push("sync_done", {"count": 1})
+
+    server.on_request = behaviour
+    async with make_client(auto_ack=False) as client:
+        await client.login("bob", "password1")
+        assert positions(await types_until(client, "sync_done")) == [(1, 3)]
+        await client.logout()
+        await client.login("carol", "password1")
+        assert positions(await types_until(client, "sync_done")) == [(1, 3)]  # carol's own
+        assert client.last_seq(1) == 3
+
+
+async def test_auto_ack_batches_highest_seq_per_conversation(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await server.default(conn, req)
+        if req["type"] == "go":
+            for seq in range(1, 6):
+                conn.push("message", msg(1, seq))
+            for seq in (2, 3, 7):  # gaps: this user's own sends take seqs too
+                conn.push("message", msg(2, seq))
+            conn.push("presence", {"username": "alice", "online": True, "status": "online"})
+
+    server.on_request = behaviour
+    async with make_client(ack_interval=0.1) as client:
+        await client.login("bob", "password1")
+        await client.call("go")
+        events = await types_until(client, "presence")
+        assert len(positions(events)) == 8
+        await wait_for(lambda: bool(server.actions("ack")))
+        await asyncio.sleep(0.3)  # no second request for the same messages
+        assert ack_payloads(server) == [
+            [{"conversation_id": 1, "seq": 5}, {"conversation_id": 2, "seq": 7}]
+        ]
+        assert server.actions("ack")[0]["payload"]["auth_token"] == "tok-1"
+        assert client.pending_acks == {}
+
+
+async def test_messages_are_acked_only_once_taken_from_the_queue(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await server.default(conn, req)
+        if req["type"] == "go":
+            conn.push("message", msg(1, 1))
+            conn.push("message", msg(1, 2))
+            conn.push("presence", {"username": "alice", "online": True, "status": "online"})
+
+    server.on_request = behaviour
+    async with make_client(ack_interval=0.05) as client:
+        await client.login("bob", "password1")
+        await client.call("go")
+        await asyncio.sleep(0.3)
+        assert server.actions("ack") == []  # queued, not yet seen by the application
+        first = await client.next_event()
+        assert first.payload["seq"] == 1
+        await wait_for(lambda: bool(server.actions("ack")))
+        assert ack_payloads(server) == [[{"conversation_id": 1, "seq": 1}]]
+        # Discarded while looking for another type: handed over, so acked.
+        await client.next_event("presence")
+        await wait_for(lambda: len(server.actions("ack")) == 2)
+        assert ack_payloads(server)[1] == [{"conversation_id": 1, "seq": 2}]
+
+
+async def test_sync_done_flushes_acks_at_once(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await server.default(conn, req)
+        if req["type"] == "login":
+            for seq in range(1, 4):
+                conn.push("message", msg(1, seq, replay=True))
+            conn.push("sync_done", {"count": 3})
+
+    server.on_request = behaviour
+    async with make_client(ack_interval=30) as client:
+        await client.login("bob", "password1")
+        await client.next_event("sync_done")
+        await wait_for(lambda: bool(server.actions("ack")), timeout=1.0)
+        assert ack_payloads(server) == [[{"conversation_id": 1, "seq": 3}]]
+
+
+async def test_ack_flush_at_batch_size(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await server.default(conn, req)
+        if req["type"] == "go":
+            for seq in range(1, 251):
+                conn.push("message", msg(1, seq))
+
+    server.on_request = behaviour
+    async with make_client(ack_interval=30) as client:
+        await client.login("bob", "password1")
+        await client.call("go")
+        for _ in range(199):
+            await client.next_event("message")
+        await asyncio.sleep(0.2)
+        assert server.actions("ack") == []
+        await client.next_event("message")  # the 200th
+        await wait_for(lambda: bool(server.actions("ack")), timeout=1.0)
+        assert ack_payloads(server)[0] == [{"conversation_id": 1, "seq": 200}]
+        for _ in range(50):
+            await client.next_event("message")
+        await asyncio.sleep(0.2)
+        assert len(server.actions("ack")) == 1
+        assert client.pending_acks == {1: 250}
+    # close() flushed the rest
+    assert ack_payloads(server)[-1] == [{"conversation_id": 1, "seq": 250}]
+
+
+async def test_close_flushes_pending_acks(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await server.default(conn, req)
+        if req["type"] == "go":
+            conn.push("message", msg(8, 4))
+
+    server.on_request = behaviour
+    client = make_client(ack_interval=30)
+    await client.connect()
+    await client.login("bob", "password1")
+    await client.call("go")
+    await client.next_event("message")
+    assert server.actions("ack") == []
+    await client.close()
+    assert ack_payloads(server) == [[{"conversation_id": 8, "seq": 4}]]
+
+
+async def test_no_acks_with_auto_ack_off(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await server.default(conn, req)
+        if req["type"] == "login":
+            for seq in range(1, 4):
+                conn.push("message", msg(1, seq, replay=True))
+            conn.push("message", msg(1, 2, replay=True))  # a duplicate, dropped but not acked
+            conn.push("sync_done", {"count": 3})
+
+    server.on_request = behaviour
+    client = make_client(auto_ack=False, ack_interval=0.01)
+    await client.connect()
+    await client.login("bob", "password1")
+    assert len(positions(await types_until(client, "sync_done"))) == 3
+    await asyncio.sleep(0.1)
+    await client.close()
+    assert server.actions("ack") == []
+    assert client.pending_acks == {}
+
+
+async def test_duplicates_are_acked_again(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    """A message comes back when our ack was lost: ack it again, show it never."""
+    ack_drops = 1
+
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        nonlocal ack_drops
+        if req["type"] == "ack" and ack_drops:
+            ack_drops -= 1
+            conn.close()  # the ack never arrives
+            return
+        await server.default(conn, req)
+        if req["type"] == "login":
+            conn.push("message", msg(1, 1, replay=True))
+            conn.push("message", msg(1, 2, replay=True))
+            conn.push("sync_done", {"count": 2})
+
+    server.on_request = behaviour
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("bob", "password1")
+    first = await types_until(client, "sync_done")
+    assert positions(first) == [(1, 1), (1, 2)]
+    # The flush on sync_done kills the connection; the re-login replays both.
+    events = await types_until(client, "sync_done")
+    assert [e.type for e in events] == ["disconnected", "reconnected", "sync_done"]
+    await wait_for(lambda: len(server.actions("ack")) >= 2)
+    await client.close()
+    acked = ack_payloads(server)
+    assert acked[0] == [{"conversation_id": 1, "seq": 2}]
+    assert acked[-1] == [{"conversation_id": 1, "seq": 2}]
+    assert server.actions("ack")[-1]["payload"]["auth_token"] == "tok-2"

@@ -34,6 +34,8 @@ INBOX_HIGH = 64
 INBOX_LOW = 16
 #: How long a closing connection may take to flush before it is cut.
 CLOSE_GRACE = 2.0
+#: Unsent bytes above which a replay waits for the socket to drain.
+WRITE_HIGH_WATER = 256 * 1024
 
 _ids = itertools.count(1)
 
@@ -82,6 +84,13 @@ class Connection(asyncio.Protocol):
         self._worker: asyncio.Task[None] | None = None
         self._paused = False
         self._eof = False
+        self._writable = asyncio.Event()
+        self._writable.set()
+        #: While the login replay runs, live deliveries are not written (they
+        #: would overtake older replayed messages); ``missed`` tells the
+        #: replay to look again before it hands over to live delivery.
+        self.replaying = False
+        self.missed = False
 
     def __repr__(self) -> str:
         who = self.session.username if self.session else "-"
@@ -94,6 +103,7 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer_ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         self.last_activity = self._loop.time()
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)  # type: ignore[attr-defined]
         self.manager.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -122,8 +132,19 @@ class Connection(asyncio.Protocol):
             self.transport.close()  # type: ignore[union-attr]
         return True
 
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    async def writable(self) -> None:
+        """Wait until the socket has taken most of what was written (replay pacing)."""
+        await self._writable.wait()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self._writable.set()  # release a replay waiting to write
         self._inbox.clear()
         self.manager.remove(self)
         self.handler.connection_closed(self)
@@ -134,7 +155,13 @@ class Connection(asyncio.Protocol):
         inbox = self._inbox
         try:
             while inbox and not self.closing:
-                await self.handler.handle_frame(self, inbox.popleft())
+                try:
+                    await self.handler.handle_frame(self, inbox.popleft())
+                except Exception:
+                    # The handler answers every fault itself; reaching here is
+                    # a bug. Close this connection rather than leave it hung.
+                    log.exception("%r: request handling crashed", self)
+                    self.close_with_error("internal_error", "the server failed; reconnect")
                 if self._paused and len(inbox) <= INBOX_LOW and not self.closing:
                     self._paused = False
                     self.transport.resume_reading()  # type: ignore[union-attr]

@@ -84,14 +84,23 @@ class ConnectionManager:
 
     def deliver(self, user_id: int, frame: bytes) -> bool:
         conn = self._by_user.get(user_id)
-        return conn is not None and conn.send(frame)
+        if conn is None:
+            return False
+        if conn.replaying:
+            conn.missed = True
+            return False
+        return conn.send(frame)
 
     def deliver_many(self, user_ids: Iterable[int], frame: bytes) -> int:
         by_user = self._by_user
         sent = 0
         for user_id in user_ids:
             conn = by_user.get(user_id)
-            if conn is not None and conn.send(frame):
+            if conn is None:
+                continue
+            if conn.replaying:
+                conn.missed = True
+            elif conn.send(frame):
                 sent += 1
         return sent
 

@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 from p2sp.common.exceptions import ChatError
 from p2sp.server.auth import FailureLimiter, PasswordHasher, new_token
 from p2sp.server.managers.connection import Session
 from p2sp.server.repository.users import UserRepository, UserRow
+from p2sp.server.services.directory import name_key
 
 log = logging.getLogger(__name__)
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 128
-
-
-def name_key(username: str) -> str:
-    """How names are compared: case-insensitively, in any script."""
-    return username.casefold()
 
 
 class UserService:
@@ -94,15 +92,20 @@ class UserService:
 
     def schedule_session_end(self, session: Session) -> None:
         """``end_session`` from a synchronous callback (a socket that closed)."""
-        task = asyncio.get_running_loop().create_task(self._end_quietly(session))
+        self.schedule(self.end_session(session))
+
+    def schedule(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run session bookkeeping in the background; ``flush`` waits for it."""
+        task = asyncio.get_running_loop().create_task(self._quietly(work))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _end_quietly(self, session: Session) -> None:
+    @staticmethod
+    async def _quietly(work: Coroutine[Any, Any, Any]) -> None:
         try:
-            await self.end_session(session)
+            await work
         except Exception:
-            log.exception("recording the end of %s's session failed", session.username)
+            log.exception("session bookkeeping failed")
 
     async def flush(self) -> None:
         """Wait for scheduled session ends (shutdown commits them)."""

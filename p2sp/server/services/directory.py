@@ -1,0 +1,121 @@
+"""In-process caches of facts the hot path asks about on every message.
+
+Who a name belongs to, who is friends with whom, and which conversation a
+pair of users shares are read from the database once and then answered from
+memory: a ``send`` costs no lookup query. These facts only change through
+this process's own services (names are never reused or renamed, friendships
+are only added, via ``remember_friends``; conversation ids never change),
+so the caches cannot go stale within one process. The cluster will need an
+invalidation message on the bus when it lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from p2sp.server.repository.conversations import ConversationRepository
+from p2sp.server.repository.friends import FriendRepository
+from p2sp.server.repository.users import UserRepository
+
+MAX_NAMES = 200_000
+MAX_FRIEND_SETS = 50_000
+MAX_CONVERSATIONS = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    id: int
+    username: str
+
+
+def name_key(username: str) -> str:
+    """How names are compared: case-insensitively, in any script."""
+    return username.casefold()
+
+
+class Directory:
+    def __init__(
+        self,
+        users: UserRepository,
+        friends: FriendRepository,
+        conversations: ConversationRepository,
+    ) -> None:
+        self._users = users
+        self._friends = friends
+        self._conversations = conversations
+        self._by_key: dict[str, UserRef] = {}
+        self._friend_sets: dict[int, set[int]] = {}
+        self._loading: dict[int, asyncio.Future[set[int]]] = {}
+        self._added_while_loading: dict[int, set[int]] = {}
+        self._keyed: dict[tuple[int, int], int] = {}
+
+    async def user(self, username: str) -> UserRef | None:
+        """The user of that name, or None (not cached: it may be registered later)."""
+        key = name_key(username)
+        ref = self._by_key.get(key)
+        if ref is None:
+            row = await self._users.by_key(key)
+            if row is None:
+                return None
+            if len(self._by_key) >= MAX_NAMES:
+                self._by_key.clear()
+            ref = self._by_key[key] = UserRef(row.id, row.username)
+        return ref
+
+    async def friends_of(self, user_id: int) -> set[int]:
+        found = self._friend_sets.get(user_id)
+        if found is not None:
+            return found
+        # One load per user at a time: a second caller waits for the first
+        # instead of racing it to the cache with an older snapshot.
+        load = self._loading.get(user_id)
+        if load is None:
+            load = self._loading[user_id] = asyncio.ensure_future(self._load_friends(user_id))
+        return await asyncio.shield(load)
+
+    async def _load_friends(self, user_id: int) -> set[int]:
+        try:
+            found = await self._friends.friend_ids(user_id)
+            # A friendship committed while the query ran may be missing from
+            # its snapshot; remember_friends kept it aside for us.
+            found |= self._added_while_loading.pop(user_id, set())
+            if len(self._friend_sets) >= MAX_FRIEND_SETS:
+                self._friend_sets.clear()
+            self._friend_sets[user_id] = found
+            return found
+        finally:
+            self._loading.pop(user_id, None)
+            self._added_while_loading.pop(user_id, None)
+
+    def remember_friends(self, a: int, b: int) -> None:
+        """Record a friendship just committed, in cached sets and in loads under way."""
+        for user, friend in ((a, b), (b, a)):
+            cached = self._friend_sets.get(user)
+            if cached is not None:
+                cached.add(friend)
+            elif user in self._loading:
+                self._added_while_loading.setdefault(user, set()).add(friend)
+
+    async def direct_conversation(self, a: int, b: int) -> int:
+        """The direct chat of two users (created on first use); ids never change."""
+        key = (a, b) if a < b else (b, a)
+        found = self._keyed.get(key)
+        if found is None:
+            found = await self._conversations.direct(a, b)
+            self._remember(key, found)
+        return found
+
+    async def system_conversation(self, user_id: int) -> int:
+        """A user's system inbox (created on first use)."""
+        key = (0, user_id)
+        found = self._keyed.get(key)
+        if found is None:
+            found = await self._conversations.system(user_id)
+            self._remember(key, found)
+        return found
+
+    def _remember(self, key: tuple[int, int], conversation_id: int) -> None:
+        if len(self._keyed) >= MAX_CONVERSATIONS:
+            self._keyed.clear()
+        self._keyed[key] = conversation_id

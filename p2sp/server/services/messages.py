@@ -1,0 +1,129 @@
+"""Direct messages, system notices and delivery cursors.
+
+The rules of sending in one place: text bounds, the friendship requirement
+(unless ``dm_policy`` is ``anyone``), idempotent resends. A message is
+committed (through the group-commit writer) before the sender is answered;
+the recipient, if online, gets the event from the writer's commit callback,
+so live delivery follows commit order. The cursor moves only on ``ack``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from p2sp.common.exceptions import ChatError, invalid_request
+from p2sp.common.message import AckItem, now_ms
+from p2sp.server.events import MessageView, message_event
+from p2sp.server.managers.connection import Session
+from p2sp.server.managers.router import Router
+from p2sp.server.repository.messages import Draft, MessageStore, Stored
+from p2sp.server.services.directory import Directory
+from p2sp.server.services.writer import MessageWriter
+
+log = logging.getLogger(__name__)
+
+
+class MessageService:
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        store: MessageStore,
+        writer: MessageWriter,
+        router: Router,
+        dm_policy: str,
+        max_text: int,
+    ) -> None:
+        self.directory = directory
+        self.store = store
+        self.writer = writer
+        self.router = router
+        self.dm_policy = dm_policy
+        self.max_text = max_text
+
+    def check_text(self, text: str) -> None:
+        if len(text) > self.max_text:
+            raise invalid_request(f"text: longer than {self.max_text} characters")
+
+    async def send_direct(
+        self, me: Session, to: str, text: str, client_msg_id: str | None
+    ) -> dict[str, Any]:
+        self.check_text(text)
+        target = await self.directory.user(to)
+        if target is None:
+            raise ChatError("no_such_user", f"no user named {to!r}")
+        if target.id == me.user_id:
+            raise ChatError("cannot_send_to_self", "you cannot send a message to yourself")
+        if self.dm_policy != "anyone" and target.id not in await self.directory.friends_of(
+            me.user_id
+        ):
+            raise ChatError("not_friends", f"{target.username} is not your friend; add them first")
+        conv_id = await self.directory.direct_conversation(me.user_id, target.id)
+        draft = Draft(conv_id, me.user_id, text, now_ms(), client_msg_id=client_msg_id)
+        sender, recipient, router = me.username, target, self.router
+
+        def deliver(stored: Stored) -> None:
+            view = MessageView(
+                stored.conversation_id,
+                stored.seq,
+                stored.message_id,
+                "direct",
+                sender,
+                text,
+                "text",
+                stored.sent_at,
+                recipient=recipient.username,
+            )
+            router.deliver(recipient.id, message_event(view))
+
+        return _sent(await self.writer.write(draft, deliver))
+
+    async def notify(self, user_id: int, notice: dict[str, Any], text: str) -> Stored:
+        """Store a system notice in the user's inbox and push it if they are online."""
+        conv_id = await self.directory.system_conversation(user_id)
+        draft = Draft(conv_id, None, text, now_ms(), type="system", notice=notice)
+        router = self.router
+
+        def deliver(stored: Stored) -> None:
+            view = MessageView(
+                stored.conversation_id,
+                stored.seq,
+                stored.message_id,
+                "system",
+                None,
+                text,
+                "system",
+                stored.sent_at,
+                notice=notice,
+            )
+            router.deliver(user_id, message_event(view))
+
+        return await self.writer.write(draft, deliver)
+
+    async def ack(self, me: Session, acks: list[AckItem]) -> None:
+        """Advance cursors; an ack naming a conversation not the user's, or a
+        seq not yet assigned, is refused whole and changes nothing."""
+        wanted: dict[int, int] = {}
+        for item in acks:
+            wanted[item.conversation_id] = max(item.seq, wanted.get(item.conversation_id, 0))
+        cursors = await self.store.cursors(me.user_id, wanted)
+        for cid, seq in wanted.items():
+            if cid not in cursors:
+                raise invalid_request(f"acks: conversation {cid} is not one of yours")
+            if seq > cursors[cid][1]:
+                raise invalid_request(
+                    f"acks: conversation {cid} has no message {seq} (last is {cursors[cid][1]})"
+                )
+        moves = {cid: seq for cid, seq in wanted.items() if seq > cursors[cid][0]}
+        if moves:
+            await self.store.advance(me.user_id, moves)
+
+
+def _sent(stored: Stored) -> dict[str, Any]:
+    return {
+        "conversation_id": stored.conversation_id,
+        "seq": stored.seq,
+        "message_id": stored.message_id,
+        "sent_at": stored.sent_at,
+    }

@@ -1,0 +1,110 @@
+"""Group commit: messages that arrive together are committed together.
+
+One task owns the write path. It takes whatever drafts are queued (after a
+short window, ``commit_window`` seconds, to let a burst gather), stores them
+in one transaction, then runs each draft's ``on_commit`` callback in queue
+order before resolving the senders' futures. That order is the
+per-conversation order promise: seqs are assigned in queue order inside the
+transaction, and live events go out in the same order, from one place.
+
+If a batch fails, its drafts are retried one by one, so a single bad draft
+fails only its own sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from p2sp.server.repository.messages import Draft, MessageStore, Stored
+
+log = logging.getLogger(__name__)
+
+OnCommit = Callable[[Stored], None]
+
+
+@dataclass(slots=True)
+class _Job:
+    draft: Draft
+    on_commit: OnCommit | None
+    future: asyncio.Future[Stored] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class MessageWriter:
+    """The single writer of messages; ``await write(draft)`` returns once committed."""
+
+    def __init__(self, store: MessageStore, *, commit_window: float, max_batch: int) -> None:
+        self.store = store
+        self.commit_window = commit_window
+        self.max_batch = max_batch
+        self._queue: list[_Job] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+        self.committed = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="message-writer")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def write(self, draft: Draft, on_commit: OnCommit | None = None) -> Stored:
+        if self._closing:
+            raise RuntimeError("the message writer is stopped")
+        job = _Job(draft, on_commit)
+        self._queue.append(job)
+        self._wakeup.set()
+        return await job.future
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                if self.commit_window > 0 and not self._closing:
+                    await asyncio.sleep(self.commit_window)
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            if batch:
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_Job]) -> None:
+        try:
+            results = await self.store.commit_batch([j.draft for j in batch])
+        except Exception:
+            if len(batch) == 1:
+                log.exception("storing a message failed")
+                self._fail(batch[0], RuntimeError("storing the message failed"))
+                return
+            log.warning("a batch of %d failed; retrying one by one", len(batch), exc_info=True)
+            for job in batch:
+                await self._commit([job])
+            return
+        self.batches += 1
+        self.committed += len(batch)
+        for job, stored in zip(batch, results, strict=True):
+            if job.on_commit is not None and not stored.duplicate:
+                try:
+                    job.on_commit(stored)
+                except Exception:
+                    log.exception("delivering a committed message failed")
+            if not job.future.done():
+                job.future.set_result(stored)
+
+    @staticmethod
+    def _fail(job: _Job, exc: Exception) -> None:
+        if not job.future.done():
+            job.future.set_exception(exc)
