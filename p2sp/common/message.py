@@ -131,6 +131,69 @@ class Ack(msgspec.Struct):
     acks: Annotated[list[AckItem], msgspec.Meta(min_length=1, max_length=1000)]
 
 
+class NewGroup(msgspec.Struct):
+    """``newgroup``; the cap on ``max_members`` is a server setting."""
+
+    name: GroupName
+    public: bool = False
+    description: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    max_members: Annotated[int, msgspec.Meta(ge=2)] | None = None
+
+
+class GroupRef(msgspec.Struct):
+    """``delgroup``, ``joingroup``, ``leavegroup``."""
+
+    group_id: Id
+
+
+class GroupMember(msgspec.Struct):
+    """``addgroupuser``, ``delgroupuser``."""
+
+    group_id: Id
+    username: Username
+
+
+class GroupRole(msgspec.Struct):
+    """``setgrouprole``."""
+
+    group_id: Id
+    username: Username
+    role: Literal["admin", "member"]
+
+
+class SendGroup(msgspec.Struct):
+    """``sendgroup``."""
+
+    group_id: Id
+    text: Text
+    client_msg_id: ClientMsgId | None = None
+
+
+class AllUsers(msgspec.Struct):
+    online_only: bool = False
+
+
+class AdminSend(msgspec.Struct):
+    username: Username
+    text: Text
+
+
+class GroupSelector(msgspec.Struct):
+    """A group by id, or by name and creator as seed 002's admin commands name it."""
+
+    group_id: Id | None = None
+    name: GroupName | None = None
+    creator: Username | None = None
+
+
+class AdminSendGroup(GroupSelector, kw_only=True):
+    text: Text
+
+
+class Broadcast(msgspec.Struct):
+    text: Text
+
+
 # --- decoding ---------------------------------------------------------------
 
 

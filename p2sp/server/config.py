@@ -82,6 +82,18 @@ class Settings(BaseSettings):
     # -- messaging (used from issue 3 on)
     dm_policy: Literal["friends", "anyone"] = Field("friends", validation_alias=_alias("dm_policy"))
     max_text: int = Field(4096, ge=1, le=65536, validation_alias=_alias("max_text"))
+    group_max_members: int = Field(
+        50,
+        ge=2,
+        validation_alias=_alias("group_max_members"),
+        description="max_members of a new group when its creator does not say",
+    )
+    group_member_cap: int = Field(
+        5000,
+        ge=2,
+        validation_alias=_alias("group_member_cap"),
+        description="the most members any group may allow; the public room allows this many",
+    )
     commit_window: float = Field(
         0.002,
         ge=0,

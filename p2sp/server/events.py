@@ -41,7 +41,7 @@ def message_payload(view: MessageView, *, replay: bool) -> dict[str, Any]:
         "text": view.text,
         "type": view.type,
         "sent_at": view.sent_at,
-        "system": view.kind == "system",
+        "system": view.kind == "system" or view.type == "system",
         "replay": replay,
     }
     if view.kind == "direct":

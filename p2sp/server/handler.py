@@ -20,12 +20,22 @@ import msgspec
 from p2sp.common.exceptions import BadPayload, ChatError, not_authenticated
 from p2sp.common.message import (
     Ack,
+    AdminSend,
+    AdminSendGroup,
+    AllUsers,
+    Broadcast,
     Credentials,
     Empty,
+    GroupMember,
+    GroupRef,
+    GroupRole,
+    GroupSelector,
     MalformedRequest,
     NamedUser,
+    NewGroup,
     Request,
     SendDirect,
+    SendGroup,
     decode_data,
     decode_request,
     error_response_frame,
@@ -35,7 +45,9 @@ from p2sp.server.auth import tokens_equal
 from p2sp.server.managers.connection import Connection, Session
 from p2sp.server.managers.connections import ConnectionManager
 from p2sp.server.managers.replay import Replayer
+from p2sp.server.services.admin import AdminService
 from p2sp.server.services.friends import FriendService
+from p2sp.server.services.groups import GroupService
 from p2sp.server.services.messages import MessageService
 from p2sp.server.services.users import UserService
 
@@ -69,6 +81,15 @@ class Action:
     decoder: msgspec.json.Decoder
 
 
+def _session_call(call: Callable[[Session, Any], Awaitable[Any]]) -> ActionFunc:
+    """Adapt a service call that needs only the session and the data."""
+
+    async def action(conn: Connection, session: Session, data: Any) -> Any:
+        return await call(session, data)
+
+    return action
+
+
 class ServerMessageHandler:
     """Dispatches each request frame through the action table."""
 
@@ -79,8 +100,12 @@ class ServerMessageHandler:
         friends: FriendService,
         messages: MessageService,
         replayer: Replayer,
+        groups: GroupService,
+        admin: AdminService,
     ) -> None:
         self.connections = connections
+        self.groups = groups
+        self.admin = admin
         self.users = users
         self.friends = friends
         self.messages = messages
@@ -94,6 +119,43 @@ class ServerMessageHandler:
         self.register("friends", Empty, self.list_friends)
         self.register("send", SendDirect, self.send)
         self.register("ack", Ack, self.ack)
+        g, a = groups, admin
+        for name, data_type, call in (
+            (
+                "newgroup",
+                NewGroup,
+                lambda me, d: g.create(
+                    me,
+                    d.name,
+                    public=d.public,
+                    description=d.description,
+                    max_members=d.max_members,
+                ),
+            ),
+            ("delgroup", GroupRef, lambda me, d: g.delete(me, d.group_id)),
+            ("addgroupuser", GroupMember, lambda me, d: g.invite(me, d.group_id, d.username)),
+            ("delgroupuser", GroupMember, lambda me, d: g.kick(me, d.group_id, d.username)),
+            (
+                "setgrouprole",
+                GroupRole,
+                lambda me, d: g.set_role(me, d.group_id, d.username, d.role),
+            ),
+            ("groups", Empty, lambda me, d: g.mine(me)),
+            ("sendgroup", SendGroup, lambda me, d: g.send(me, d.group_id, d.text, d.client_msg_id)),
+            ("publicgroups", Empty, lambda me, d: g.public(me)),
+            ("joingroup", GroupRef, lambda me, d: g.join(me, d.group_id)),
+            ("leavegroup", GroupRef, lambda me, d: g.leave(me, d.group_id)),
+            ("allusers", AllUsers, lambda me, d: a.all_users(me, d.online_only)),
+            ("allgroup", Empty, lambda me, d: a.all_groups(me)),
+            ("adminsend", AdminSend, lambda me, d: a.send(me, d.username, d.text)),
+            ("adminsendgroup", AdminSendGroup, lambda me, d: a.send_group(me, d, d.text)),
+            ("broadcast", Broadcast, lambda me, d: a.broadcast(me, d.text)),
+            ("blockuser", NamedUser, lambda me, d: a.block_user(me, d.username, True)),
+            ("unblockuser", NamedUser, lambda me, d: a.block_user(me, d.username, False)),
+            ("blockgroup", GroupSelector, lambda me, d: a.block_group(me, d, True)),
+            ("unblockgroup", GroupSelector, lambda me, d: a.block_group(me, d, False)),
+        ):
+            self.register(name, data_type, _session_call(call))
 
     def register(
         self, name: str, data_type: type, func: ActionFunc, *, needs_session: bool = True

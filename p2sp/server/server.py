@@ -24,10 +24,13 @@ from p2sp.server.managers.replay import Replayer
 from p2sp.server.managers.router import LocalRouter
 from p2sp.server.repository.conversations import ConversationRepository
 from p2sp.server.repository.friends import FriendRepository
+from p2sp.server.repository.groups import GroupRepository
 from p2sp.server.repository.messages import MessageStore
 from p2sp.server.repository.users import UserRepository
+from p2sp.server.services.admin import AdminService
 from p2sp.server.services.directory import Directory
 from p2sp.server.services.friends import FriendService
+from p2sp.server.services.groups import GroupService
 from p2sp.server.services.messages import MessageService
 from p2sp.server.services.users import UserService
 from p2sp.server.services.writer import MessageWriter
@@ -94,10 +97,27 @@ class ChatServer:
         friends = FriendService(
             repo=friend_repo, directory=directory, messages=messages, router=self.router
         )
+        groups = GroupService(
+            repo=GroupRepository(db),
+            directory=directory,
+            messages=messages,
+            writer=self.writer,
+            router=self.router,
+            default_max_members=settings.group_max_members,
+            max_members_cap=settings.group_member_cap,
+        )
+        admin = AdminService(
+            users=self.users.repo,
+            directory=directory,
+            messages=messages,
+            groups=groups,
+            router=self.router,
+        )
         self.handler = ServerMessageHandler(
-            self.connections, self.users, friends, messages, Replayer(store)
+            self.connections, self.users, friends, messages, Replayer(store), groups, admin
         )
         self.writer.start()
+        await groups.ensure_public_room(await self.users.repo.ensure_system_user())
         handler = self.handler
         connections = self.connections
 

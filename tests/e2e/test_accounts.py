@@ -48,7 +48,9 @@ async def test_register_and_login(clients, server: ServerProcess) -> None:
     users, log = _users()
     rows = await _db(
         server.database_url,
-        select(users.c.latest_ip, users.c.last_seen, users.c.presence, users.c.auth_token),
+        select(users.c.latest_ip, users.c.last_seen, users.c.presence, users.c.auth_token).where(
+            users.c.username == "alice"
+        ),
     )
     assert rows == [("127.0.0.1", rows[0][1], "online", data["auth_token"])]
     assert rows[0][1] is not None
@@ -61,7 +63,13 @@ async def test_password_is_stored_as_salted_scrypt(clients, server: ServerProces
     await c.reg("bob", PASSWORD)
     await c.reg("carol", PASSWORD)
     users, _ = _users()
-    hashes = [h for (h,) in await _db(server.database_url, select(users.c.password_hash))]
+    hashes = [
+        h
+        for (h,) in await _db(
+            server.database_url,
+            select(users.c.password_hash).where(users.c.username.in_(["bob", "carol"])),
+        )
+    ]
     assert all(h.startswith("scrypt$") and PASSWORD not in h for h in hashes)
     assert hashes[0] != hashes[1]  # same password, different salts
 
@@ -183,7 +191,10 @@ async def test_newer_login_kicks_older_session(clients, server: ServerProcess) -
     await second.call("logout")
 
     users, _ = _users()
-    rows = await _db(server.database_url, select(users.c.presence, users.c.auth_token))
+    rows = await _db(
+        server.database_url,
+        select(users.c.presence, users.c.auth_token).where(users.c.username == "judy"),
+    )
     assert rows == [("offline", None)]
 
 
@@ -224,11 +235,11 @@ async def test_blocked_user_is_refused(clients, server: ServerProcess) -> None:
     c = await clients()
     await c.reg("nina", PASSWORD)
     users, _ = _users()
-    await _db(server.database_url, update(users).values(status=0))
+    await _db(server.database_url, update(users).where(users.c.username == "nina").values(status=0))
     with pytest.raises(RequestFailed) as err:
         await c.login("nina", PASSWORD)
     assert err.value.code == "user_blocked"
-    await _db(server.database_url, update(users).values(status=1))
+    await _db(server.database_url, update(users).where(users.c.username == "nina").values(status=1))
     assert (await c.login("nina", PASSWORD))["username"] == "nina"
 
 
@@ -271,7 +282,10 @@ async def test_sigterm_is_graceful_and_restart_keeps_accounts(server: ServerProc
     assert "stopped" in server.log()
 
     users, _ = _users()
-    rows = await _db(server.database_url, select(users.c.presence, users.c.auth_token))
+    rows = await _db(
+        server.database_url,
+        select(users.c.presence, users.c.auth_token).where(users.c.username == "pat"),
+    )
     assert rows == [("offline", None)]  # the session's end was committed
 
     server.start()

@@ -222,6 +222,7 @@ class MessageStore:
             .where(
                 members.c.user_id == user_id,
                 messages.c.id > after_id,
+                conversations.c.status == 1,  # a blocked group delivers nothing until unblocked
                 or_(messages.c.sender_id.is_(None), messages.c.sender_id != user_id),
             )
             .order_by(messages.c.id)

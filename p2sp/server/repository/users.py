@@ -20,6 +20,9 @@ login_log = Base.metadata.tables["user_login_log"]
 
 BLOCKED = 0
 NORMAL = 1
+SYSTEM_USER = "system"
+#: Not a scrypt hash: no password ever matches it.
+UNUSABLE_PASSWORD = "!"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +108,42 @@ class UserRepository:
             return (
                 await conn.execute(select(users.c.auth_token).where(users.c.id == user_id))
             ).scalar_one_or_none()
+
+    async def set_blocked(self, user_id: int, blocked: bool) -> None:
+        async with self.db.writer.begin() as conn:
+            await conn.execute(
+                update(users)
+                .where(users.c.id == user_id)
+                .values(status=BLOCKED if blocked else NORMAL)
+            )
+
+    async def listing(self, limit: int) -> list[tuple[int, str, bool, bool, datetime | None]]:
+        """(id, username, blocked, is_admin, last_seen) of every user, by name."""
+        stmt = (
+            select(
+                users.c.id, users.c.username, users.c.status, users.c.is_admin, users.c.last_seen
+            )
+            .order_by(users.c.username_key)
+            .limit(limit)
+        )
+        async with self.db.reader.connect() as conn:
+            return [(r[0], r[1], r[2] == BLOCKED, r[3], r[4]) for r in await conn.execute(stmt)]
+
+    async def all_ids(self, *, include_blocked: bool = False) -> list[int]:
+        stmt = select(users.c.id).where(users.c.password_hash != UNUSABLE_PASSWORD)
+        if not include_blocked:
+            stmt = stmt.where(users.c.status == NORMAL)
+        async with self.db.reader.connect() as conn:
+            return [r[0] for r in await conn.execute(stmt)]
+
+    async def ensure_system_user(self) -> int:
+        """The ``system`` account that owns the public room; it can never log in."""
+        found = await self.by_key(SYSTEM_USER)
+        if found is not None:
+            return found.id
+        created = await self.create(SYSTEM_USER, SYSTEM_USER, UNUSABLE_PASSWORD)
+        if created is None:  # another process made it meanwhile
+            found = await self.by_key(SYSTEM_USER)
+            assert found is not None
+            return found.id
+        return created

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from p2sp.server.repository.conversations import ConversationRepository
 from p2sp.server.repository.friends import FriendRepository
-from p2sp.server.repository.users import UserRepository
+from p2sp.server.repository.users import SYSTEM_USER, UserRepository
 
 MAX_NAMES = 200_000
 MAX_FRIEND_SETS = 50_000
@@ -50,9 +50,15 @@ class Directory:
         self._added_while_loading: dict[int, set[int]] = {}
         self._keyed: dict[tuple[int, int], int] = {}
 
-    async def user(self, username: str) -> UserRef | None:
-        """The user of that name, or None (not cached: it may be registered later)."""
+    async def user(self, username: str, *, allow_system: bool = False) -> UserRef | None:
+        """The user of that name, or None (not cached: it may be registered later).
+
+        The ``system`` account (owner of the server's rooms) is nobody to
+        befriend, message or invite, so it is found only when asked for.
+        """
         key = name_key(username)
+        if key == SYSTEM_USER and not allow_system:
+            return None
         ref = self._by_key.get(key)
         if ref is None:
             row = await self._users.by_key(key)

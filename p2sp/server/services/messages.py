@@ -77,7 +77,7 @@ class MessageService:
             )
             router.deliver(recipient.id, message_event(view))
 
-        return _sent(await self.writer.write(draft, deliver))
+        return sent_data(await self.writer.write(draft, deliver))
 
     async def notify(self, user_id: int, notice: dict[str, Any], text: str) -> Stored:
         """Store a system notice in the user's inbox and push it if they are online."""
@@ -120,7 +120,8 @@ class MessageService:
             await self.store.advance(me.user_id, moves)
 
 
-def _sent(stored: Stored) -> dict[str, Any]:
+def sent_data(stored: Stored) -> dict[str, Any]:
+    """The ``ok`` data of a send: where the message landed."""
     return {
         "conversation_id": stored.conversation_id,
         "seq": stored.seq,
