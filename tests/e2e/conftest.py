@@ -167,6 +167,27 @@ async def user(clients: Callable[..., Any]) -> Callable[..., Any]:
     return make
 
 
+async def db_execute(database_url: str, statement: Any) -> list[Any] | None:
+    """Run one SQL statement against a server's database, as an operator would
+    (rows for a SELECT, else None), in a transaction of its own."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(statement)
+            return list(result.all()) if result.returns_rows else None
+    finally:
+        await engine.dispose()
+
+
+def table(name: str) -> Any:
+    """A table of the server's schema, for ``db_execute``."""
+    from p2sp.server.db.models import Base
+
+    return Base.metadata.tables[name]
+
+
 class RawConnection:
     """A plain socket that speaks bytes, for feeding the server bad input."""
 

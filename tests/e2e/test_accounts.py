@@ -9,29 +9,15 @@ import sys
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from p2sp.client.client import RequestError, RequestFailed
-from tests.e2e.conftest import PASSWORD, TEST_ENV, RawConnection, ServerProcess
+from tests.e2e.conftest import PASSWORD, TEST_ENV, RawConnection, ServerProcess, db_execute, table
 
 pytestmark = pytest.mark.timeout(120)
 
 
-async def _db(url: str, statement):
-    """Run one statement against the server's database, as an operator would."""
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            result = await conn.execute(statement)
-            return result.all() if result.returns_rows else None
-    finally:
-        await engine.dispose()
-
-
 def _users():
-    from p2sp.server.db.models import Base
-
-    return Base.metadata.tables["users"], Base.metadata.tables["user_login_log"]
+    return table("users"), table("user_login_log")
 
 
 async def test_register_and_login(clients, server: ServerProcess) -> None:
@@ -46,7 +32,7 @@ async def test_register_and_login(clients, server: ServerProcess) -> None:
     await c.ping()
 
     users, log = _users()
-    rows = await _db(
+    rows = await db_execute(
         server.database_url,
         select(users.c.latest_ip, users.c.last_seen, users.c.presence, users.c.auth_token).where(
             users.c.username == "alice"
@@ -54,7 +40,7 @@ async def test_register_and_login(clients, server: ServerProcess) -> None:
     )
     assert rows == [("127.0.0.1", rows[0][1], "online", data["auth_token"])]
     assert rows[0][1] is not None
-    entries = await _db(server.database_url, select(log.c.username, log.c.login_ip))
+    entries = await db_execute(server.database_url, select(log.c.username, log.c.login_ip))
     assert entries == [("alice", "127.0.0.1")]
 
 
@@ -65,7 +51,7 @@ async def test_password_is_stored_as_salted_scrypt(clients, server: ServerProces
     users, _ = _users()
     hashes = [
         h
-        for (h,) in await _db(
+        for (h,) in await db_execute(
             server.database_url,
             select(users.c.password_hash).where(users.c.username.in_(["bob", "carol"])),
         )
@@ -191,7 +177,7 @@ async def test_newer_login_kicks_older_session(clients, server: ServerProcess) -
     await second.call("logout")
 
     users, _ = _users()
-    rows = await _db(
+    rows = await db_execute(
         server.database_url,
         select(users.c.presence, users.c.auth_token).where(users.c.username == "judy"),
     )
@@ -235,11 +221,15 @@ async def test_blocked_user_is_refused(clients, server: ServerProcess) -> None:
     c = await clients()
     await c.reg("nina", PASSWORD)
     users, _ = _users()
-    await _db(server.database_url, update(users).where(users.c.username == "nina").values(status=0))
+    await db_execute(
+        server.database_url, update(users).where(users.c.username == "nina").values(status=0)
+    )
     with pytest.raises(RequestFailed) as err:
         await c.login("nina", PASSWORD)
     assert err.value.code == "user_blocked"
-    await _db(server.database_url, update(users).where(users.c.username == "nina").values(status=1))
+    await db_execute(
+        server.database_url, update(users).where(users.c.username == "nina").values(status=1)
+    )
     assert (await c.login("nina", PASSWORD))["username"] == "nina"
 
 
@@ -282,7 +272,7 @@ async def test_sigterm_is_graceful_and_restart_keeps_accounts(server: ServerProc
     assert "stopped" in server.log()
 
     users, _ = _users()
-    rows = await _db(
+    rows = await db_execute(
         server.database_url,
         select(users.c.presence, users.c.auth_token).where(users.c.username == "pat"),
     )

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from p2sp.client.client import Client, RequestFailed
-from tests.e2e.conftest import PASSWORD, RawConnection, ServerProcess
+from tests.e2e.conftest import PASSWORD, RawConnection, ServerProcess, db_execute, table
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -62,17 +61,9 @@ async def replay_until_sync(client: Client, timeout: float = 30.0) -> tuple[list
             messages.append(event.payload)
 
 
-async def count_rows(server: ServerProcess, table: str) -> int:
-    from p2sp.server.db.models import Base
-
-    engine = create_async_engine(server.database_url)
-    try:
-        async with engine.connect() as conn:
-            return (
-                await conn.execute(select(func.count()).select_from(Base.metadata.tables[table]))
-            ).scalar_one()
-    finally:
-        await engine.dispose()
+async def count_rows(server: ServerProcess, name: str) -> int:
+    rows = await db_execute(server.database_url, select(func.count()).select_from(table(name)))
+    return rows[0][0]
 
 
 async def test_online_delivery_in_order(server: ServerProcess) -> None:
@@ -131,19 +122,11 @@ async def test_offline_replay_and_cumulative_ack(server: ServerProcess) -> None:
 
 
 async def bob_system_conversation(server: ServerProcess) -> int:
-    from p2sp.server.db.models import Base
-
-    conversations = Base.metadata.tables["conversations"]
-    engine = create_async_engine(server.database_url)
-    try:
-        async with engine.connect() as conn:
-            return (
-                await conn.execute(
-                    select(conversations.c.id).where(conversations.c.kind == "system")
-                )
-            ).scalar_one()
-    finally:
-        await engine.dispose()
+    conversations = table("conversations")
+    rows = await db_execute(
+        server.database_url, select(conversations.c.id).where(conversations.c.kind == "system")
+    )
+    return rows[0][0]
 
 
 async def test_sdk_auto_ack_means_nothing_comes_twice(server: ServerProcess) -> None:

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from p2sp.client.client import Client
-from tests.e2e.conftest import PASSWORD, RawConnection, ServerProcess
+from tests.e2e.conftest import PASSWORD, RawConnection, ServerProcess, db_execute, table
 from tests.e2e.test_delivery import login, replay_until_sync
 
 pytestmark = pytest.mark.timeout(300)
@@ -19,15 +18,10 @@ ROLES = ("owner", "gadmin", "member", "outsider", "root")
 
 
 async def make_admin(server: ServerProcess, name: str) -> None:
-    from p2sp.server.db.models import Base
-
-    users = Base.metadata.tables["users"]
-    engine = create_async_engine(server.database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(update(users).where(users.c.username == name).values(is_admin=True))
-    finally:
-        await engine.dispose()
+    users = table("users")
+    await db_execute(
+        server.database_url, update(users).where(users.c.username == name).values(is_admin=True)
+    )
 
 
 async def code_of(coro) -> str:
