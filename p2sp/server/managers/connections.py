@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Set
 
 from p2sp.server.managers.connection import Connection, Session
 
@@ -103,6 +103,18 @@ class ConnectionManager:
             elif conn.send(frame):
                 sent += 1
         return sent
+
+    def deliver_group(self, members: Set[int], sender_id: int | None, frame: bytes) -> int:
+        """One frame to every online member but the sender.
+
+        Walks whichever is smaller, the members or the online sessions, so
+        a message to a big group with few members online costs little.
+        """
+        if len(members) <= len(self._by_user):
+            targets: Iterable[int] = members
+        else:
+            targets = [uid for uid in self._by_user if uid in members]
+        return self.deliver_many((uid for uid in targets if uid != sender_id), frame)
 
     def kick_user(self, user_id: int, reason: str) -> bool:
         """Kick the user's live session; its end is recorded when the socket closes."""

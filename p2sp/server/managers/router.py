@@ -8,7 +8,7 @@ interface, so no service changes when the deployment grows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from typing import Protocol
 
 from p2sp.server.managers.connections import ConnectionManager
@@ -25,6 +25,10 @@ class Router(Protocol):
         """The same bytes to many users; returns how many were sent."""
         ...
 
+    def deliver_group(self, members: Set[int], sender_id: int | None, frame: bytes) -> int:
+        """The same bytes to every online member of a group except the sender."""
+        ...
+
     def is_online(self, user_id: int) -> bool: ...
 
     def kick(self, user_id: int, reason: str) -> bool:
@@ -39,5 +43,6 @@ class LocalRouter:
         self._connections = connections
         self.deliver = connections.deliver
         self.deliver_many = connections.deliver_many
+        self.deliver_group = connections.deliver_group
         self.is_online = connections.is_online
         self.kick = connections.kick_user

@@ -39,6 +39,7 @@ from p2sp.server.services.writer import MessageWriter
 MAX_GROUPS_PER_CREATOR = 10
 PUBLIC_ROOM = "public"
 MAX_LISTED = 1000
+MAX_CACHED_GROUPS = 10_000
 
 
 def no_such_group(group_id: int | str) -> ChatError:
@@ -68,13 +69,45 @@ class GroupService:
         self.router = router
         self.default_max_members = default_max_members
         self.max_members_cap = max_members_cap
+        # Group rows and member sets, so a send reads neither. Both change
+        # only through this service, which drops the entries (``_changed``);
+        # the version keeps a load that started before a change from storing
+        # what it read.
+        self._rows: dict[int, GroupRow] = {}
+        self._members: dict[int, frozenset[int]] = {}
+        self._version: dict[int, int] = {}
+
+    async def member_set(self, group_id: int) -> frozenset[int]:
+        found = self._members.get(group_id)
+        if found is not None:
+            return found
+        version = self._version.get(group_id, 0)
+        loaded = frozenset(await self.repo.member_ids(group_id))
+        if self._version.get(group_id, 0) == version:
+            if len(self._members) >= MAX_CACHED_GROUPS:
+                self._members.clear()
+            self._members[group_id] = loaded
+        return loaded
+
+    def _changed(self, group_id: int) -> None:
+        self._rows.pop(group_id, None)
+        self._members.pop(group_id, None)
+        self._version[group_id] = self._version.get(group_id, 0) + 1
 
     # -- lookups ----------------------------------------------------------------
 
     async def group(self, group_id: int) -> GroupRow:
+        found = self._rows.get(group_id)
+        if found is not None:
+            return found
+        version = self._version.get(group_id, 0)
         group = await self.repo.get(group_id)
         if group is None:
             raise no_such_group(group_id)
+        if self._version.get(group_id, 0) == version:
+            if len(self._rows) >= MAX_CACHED_GROUPS:
+                self._rows.clear()
+            self._rows[group_id] = group
         return group
 
     async def select(self, sel: GroupSelector) -> GroupRow:
@@ -160,6 +193,7 @@ class GroupService:
             raise not_permitted("only the group's owner or a server admin can delete it")
         members = await self.repo.member_ids(group.id)
         await self.repo.delete(group.id)
+        self._changed(group.id)
         notice = {
             "kind": "group_deleted",
             "group_id": group.id,
@@ -180,6 +214,7 @@ class GroupService:
         if target is None:
             raise ChatError("no_such_user", f"no user named {username!r}")
         refusal = await self.repo.add_member(group, target.id)
+        self._changed(group.id)
         if refusal == "already_member":
             raise ChatError("already_member", f"{target.username} is already in {group.name}")
         if refusal == "group_full":
@@ -211,6 +246,7 @@ class GroupService:
         if target_role == "admin" and my_role == "admin":
             raise not_permitted("only the owner or a server admin can remove a group admin")
         await self.repo.remove_member(group.id, target.id)
+        self._changed(group.id)
         await self.messages.notify(
             target.id,
             {
@@ -252,6 +288,7 @@ class GroupService:
         if not group.public:
             raise not_permitted(f"{group.name} is not a public room; ask a member to invite you")
         refusal = await self.repo.add_member(group, me.user_id)
+        self._changed(group.id)
         if refusal == "already_member":
             raise ChatError("already_member", f"you are already in {group.name}")
         if refusal == "group_full":
@@ -267,13 +304,14 @@ class GroupService:
         if role == "owner":
             raise not_permitted("the owner cannot leave; delete the group instead")
         await self.repo.remove_member(group.id, me.user_id)
+        self._changed(group.id)
 
     async def send(
         self, me: Session, group_id: int, text: str, client_msg_id: str | None
     ) -> dict[str, Any]:
         self.messages.check_text(text)
         group = await self.group(group_id)
-        if await self._role(group, me.user_id) is None:
+        if me.user_id not in await self.member_set(group.id):
             raise ChatError("not_member", f"you are not in {group.name}")
         if group.blocked:
             raise ChatError("group_blocked", f"{group.name} is blocked by an administrator")
@@ -291,7 +329,7 @@ class GroupService:
         system: bool = False,
     ) -> Stored:
         """Store a group message and fan it out: one frame for every online member."""
-        members = await self.repo.member_ids(group.id)
+        members = await self.member_set(group.id)
         type_ = "system" if system else "text"
         draft = Draft(group.id, sender_id, text, now_ms(), type=type_, client_msg_id=client_msg_id)
         router = self.router
@@ -309,12 +347,13 @@ class GroupService:
                 group_id=group.id,
                 group_name=group.name,
             )
-            router.deliver_many((m for m in members if m != sender_id), message_event(view))
+            router.deliver_group(members, sender_id, message_event(view))
 
         return await self.writer.write(draft, deliver)
 
     async def set_blocked(self, group: GroupRow, blocked: bool) -> None:
         await self.repo.set_blocked(group.id, blocked)
+        self._changed(group.id)
         kind = "group_blocked" if blocked else "group_unblocked"
         verb = "blocked" if blocked else "unblocked"
         await self._notify_all(
