@@ -29,9 +29,10 @@ Design notes:
   it leaves the event queue, and that is also when it becomes due for an
   ``ack`` (``auto_ack``): acks are batched, one request per flush, carrying
   the highest seq per conversation (acks are cumulative).
-* ``send`` always carries a ``client_msg_id``; if the connection drops
-  before the response, the SDK waits for the reconnect and re-login and
-  sends it once more with the same id, so the message lands exactly once.
+* ``send`` and ``sendgroup`` always carry a ``client_msg_id``; if the
+  connection drops before the response, the SDK waits for the reconnect and
+  re-login and sends it once more with the same id, so the message lands
+  exactly once.
 """
 
 from __future__ import annotations
@@ -107,6 +108,23 @@ _STOP: Final = _Stop()
 
 #: A queued event with the session generation it arrived in (see ``_take``).
 _Item = tuple[Event, int] | _Stop
+
+
+def _rows(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The list under ``key`` of an ``ok`` response, objects only."""
+    rows = data.get(key)
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def _group_selector(group_id: int | None, name: str | None, creator: str | None) -> dict[str, Any]:
+    """``{group_id}`` or ``{name, creator}``: how admin actions name a group."""
+    if group_id is not None:
+        if name is not None or creator is not None:
+            raise ValueError("name a group by group_id or by name and creator, not both")
+        return {"group_id": group_id}
+    if name is None or creator is None:
+        raise ValueError("name a group by group_id, or by name and creator")
+    return {"name": name, "creator": creator}
 
 
 class Client:
@@ -313,9 +331,7 @@ class Client:
 
     async def friends(self) -> list[dict[str, Any]]:
         """Friends sorted by name: [{username, online, status, last_seen (ms or None)}]."""
-        data = await self.call("friends")
-        friends = data.get("friends")
-        return [f for f in friends if isinstance(f, dict)] if isinstance(friends, list) else []
+        return _rows(await self.call("friends"), "friends")
 
     async def send(self, to: str, text: str, *, client_msg_id: str | None = None) -> dict[str, Any]:
         """Send a direct message; returns {conversation_id, seq, message_id, sent_at}.
@@ -328,6 +344,126 @@ class Client:
         """
         msg_id = client_msg_id if client_msg_id is not None else uuid.uuid4().hex
         return await self._idempotent("send", {"to": to, "text": text, "client_msg_id": msg_id})
+
+    # --- groups and public rooms (PROTOCOL §3) -------------------------------
+
+    async def newgroup(
+        self,
+        name: str,
+        *,
+        public: bool = False,
+        description: str | None = None,
+        max_members: int | None = None,
+    ) -> dict[str, Any]:
+        """Create a group (a public room with ``public=True``); the caller owns it.
+
+        Returns {group_id, name, creator}. Fails with ``group_exists`` (a group
+        of that name by this user exists) or ``group_limit`` (10 per creator).
+        """
+        data: dict[str, Any] = {"name": name, "public": public}
+        if description is not None:
+            data["description"] = description
+        if max_members is not None:
+            data["max_members"] = max_members
+        return await self.call("newgroup", **data)
+
+    async def delgroup(self, group_id: int) -> None:
+        """Delete a group (its owner or a server admin); the members get a notice."""
+        await self.call("delgroup", group_id=group_id)
+
+    async def addgroupuser(self, group_id: int, username: str) -> None:
+        """Add a user to a group (owner, group admins, server admins); they get a notice."""
+        await self.call("addgroupuser", group_id=group_id, username=username)
+
+    async def delgroupuser(self, group_id: int, username: str) -> None:
+        """Remove a member from a group; they get a notice. Not yourself: ``leavegroup``."""
+        await self.call("delgroupuser", group_id=group_id, username=username)
+
+    async def setgrouprole(self, group_id: int, username: str, role: str) -> None:
+        """Make a member a group ``admin`` or a plain ``member`` again (owner only)."""
+        await self.call("setgrouprole", group_id=group_id, username=username, role=role)
+
+    async def groups(self) -> list[dict[str, Any]]:
+        """The caller's groups, by group_id.
+
+        Rows: {group_id, name, creator, online, total, role (owner | admin |
+        member), blocked, public}.
+        """
+        return _rows(await self.call("groups"), "groups")
+
+    async def sendgroup(
+        self, group_id: int, text: str, *, client_msg_id: str | None = None
+    ) -> dict[str, Any]:
+        """Send to a group; returns {conversation_id, seq, message_id, sent_at}.
+
+        Retried once after a reconnect with the same ``client_msg_id``, like ``send``.
+        """
+        msg_id = client_msg_id if client_msg_id is not None else uuid.uuid4().hex
+        return await self._idempotent(
+            "sendgroup", {"group_id": group_id, "text": text, "client_msg_id": msg_id}
+        )
+
+    async def publicgroups(self) -> list[dict[str, Any]]:
+        """Every public room, as ``groups`` rows (``role`` None where you are not a member)."""
+        return _rows(await self.call("publicgroups"), "groups")
+
+    async def joingroup(self, group_id: int) -> dict[str, Any]:
+        """Join a public room; returns its ``groups`` row."""
+        return await self.call("joingroup", group_id=group_id)
+
+    async def leavegroup(self, group_id: int) -> None:
+        """Leave a group or room (not one you own: delete it instead)."""
+        await self.call("leavegroup", group_id=group_id)
+
+    # --- server administration (is_admin only; others get not_permitted) ------
+
+    async def allusers(self, online_only: bool = False) -> list[dict[str, Any]]:
+        """Every user: [{username, blocked, online, is_admin, last_seen}]."""
+        return _rows(await self.call("allusers", online_only=online_only), "users")
+
+    async def allgroup(self) -> list[dict[str, Any]]:
+        """Every group on the server, as ``groups`` rows (``role`` None)."""
+        return _rows(await self.call("allgroup"), "groups")
+
+    async def adminsend(self, username: str, text: str) -> dict[str, Any]:
+        """A system message to one user; returns {conversation_id, seq} of their inbox."""
+        return await self.call("adminsend", username=username, text=text)
+
+    async def adminsendgroup(
+        self,
+        text: str,
+        *,
+        group_id: int | None = None,
+        name: str | None = None,
+        creator: str | None = None,
+    ) -> dict[str, Any]:
+        """A system message to a group, named by ``group_id`` or by ``name`` and ``creator``."""
+        selector = _group_selector(group_id, name, creator)
+        return await self.call("adminsendgroup", **selector, text=text)
+
+    async def broadcast(self, text: str) -> int:
+        """A system message to every user; returns how many were online to get it at once."""
+        data = await self.call("broadcast", text=text)
+        count = data.get("delivered_online")
+        return count if isinstance(count, int) else 0
+
+    async def blockuser(self, username: str) -> None:
+        """Block an account: its session ends at once and its logins are refused."""
+        await self.call("blockuser", username=username)
+
+    async def unblockuser(self, username: str) -> None:
+        await self.call("unblockuser", username=username)
+
+    async def blockgroup(
+        self, *, group_id: int | None = None, name: str | None = None, creator: str | None = None
+    ) -> None:
+        """Block a group (by id, or by name and creator): no messages until unblocked."""
+        await self.call("blockgroup", **_group_selector(group_id, name, creator))
+
+    async def unblockgroup(
+        self, *, group_id: int | None = None, name: str | None = None, creator: str | None = None
+    ) -> None:
+        await self.call("unblockgroup", **_group_selector(group_id, name, creator))
 
     async def ack(self, conversation_id: ConversationId, seq: int) -> None:
         """Acknowledge every message of ``conversation_id`` up to ``seq``."""
@@ -675,6 +811,7 @@ class Client:
                 self._no_reconnect = True
                 self.auth_token = None
                 self._credentials = None
+                self.is_admin = False
         elif kind == "error":
             code = body.get("code")
             self._drop_reason = code if isinstance(code, str) else "error"

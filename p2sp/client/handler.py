@@ -32,7 +32,8 @@ from p2sp.common.exceptions import ChatError, P2SPError
 Formatter = Callable[[Mapping[str, Any]], list[str]]
 
 KICK_REASONS = ("logged_in_elsewhere", "blocked", "slow_consumer", "shutdown")
-#: notice kinds of PROTOCOL §5 (only some have wording yet; the rest show ``text``)
+#: notice kinds of PROTOCOL §5; ``admin`` is worded by ``_system_message``, the others
+#: by their ``notice.<kind>`` string (unknown kinds show the server's ``text``)
 NOTICE_KINDS = (
     "friend_added",
     "group_invited",
@@ -115,16 +116,30 @@ class ClientMessageHandler:
         )
 
     def _system_message(self, payload: Mapping[str, Any]) -> str:
+        """A notice in the user's inbox; an administrator's message names the admin."""
+        notice = payload.get("notice")
+        if isinstance(notice, Mapping) and notice.get("kind") == "admin":
+            sender = _text(notice.get("from")) or _text(payload.get("from"))
+            if sender:
+                key = "message.admin_broadcast" if notice.get("broadcast") else "message.admin"
+                return self.strings(
+                    key,
+                    sender=sender,
+                    message=_text(payload.get("text")),
+                    time=self.clock(payload.get("sent_at")),
+                )
         return self.strings("message.system", message=self.notice_text(payload))
 
     def _group_message(self, payload: Mapping[str, Any]) -> str:
-        """Group chat (groups come in a later issue; this is the minimal wording)."""
+        """Group chat, shown with the group's name; an administrator's is a system line."""
         group = _text(payload.get("group_name")) or _text(payload.get("group_id"), "?")
         if payload.get("system") is True:
+            sender = _text(payload.get("from"))
             return self.strings(
-                "message.group_system",
+                "message.group_system" if sender else "message.group_system_anonymous",
                 group=group,
-                message=self.notice_text(payload),
+                sender=sender,
+                message=_text(payload.get("text")),
                 time=self.clock(payload.get("sent_at")),
             )
         return self.strings(
@@ -287,3 +302,109 @@ class ClientMessageHandler:
                 self.strings("login.admin_hint"),
             ]
         return [self.strings("login.welcome_user", username=username)]
+
+    # --- groups, rooms, administration --------------------------------------
+
+    def groups(self, groups: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The user's groups, numbered from 1 in the order given (``sendgroup`` uses n)."""
+        if not groups:
+            return [self.strings("groups.none")]
+        return [
+            self.strings("groups.title", count=len(groups)),
+            *self._group_lines(groups, roles=True),
+            self.strings("groups.hint"),
+        ]
+
+    def rooms(self, rooms: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The public rooms, numbered from 1 (``join`` / ``leave`` take n)."""
+        if not rooms:
+            return [self.strings("rooms.none")]
+        return [
+            self.strings("rooms.title", count=len(rooms)),
+            *self._group_lines(rooms, joined=True),
+            self.strings("rooms.hint"),
+        ]
+
+    def all_groups(self, groups: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Every group on the server (``allgroup``), in the ``groups`` format."""
+        if not groups:
+            return [self.strings("allgroup.none")]
+        return [
+            self.strings("allgroup.title", count=len(groups)),
+            *self._group_lines(groups, public=True),
+        ]
+
+    def _group_lines(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        roles: bool = False,
+        joined: bool = False,
+        public: bool = False,
+    ) -> list[str]:
+        """``[n] name creator online/total`` plus markers (role, room, blocked)."""
+        lines = []
+        for number, row in enumerate(rows, start=1):
+            marks = []
+            role = row.get("role")
+            if roles and role in ("owner", "admin"):
+                marks.append(self.strings(f"groups.mark.{role}"))
+            if (roles or public) and row.get("public") is True:
+                marks.append(self.strings("groups.mark.public"))
+            if joined and isinstance(role, str) and role:
+                marks.append(self.strings("groups.mark.joined"))
+            if row.get("blocked") is True:
+                marks.append(self.strings("groups.mark.blocked"))
+            joined_marks = self.strings("groups.mark_separator").join(marks)
+            lines.append(
+                self.strings(
+                    "groups.line",
+                    number=number,
+                    name=_text(row.get("name"), "?"),
+                    creator=_text(row.get("creator"), "?"),
+                    online=_text(row.get("online"), "?"),
+                    total=_text(row.get("total"), "?"),
+                    marks=self.strings("groups.marks", marks=joined_marks) if marks else "",
+                )
+            )
+        return lines
+
+    def users(self, users: Sequence[Mapping[str, Any]], *, online_only: bool = False) -> list[str]:
+        """``allusers``: one line per user, online or not, active or blocked, admin."""
+        if not users:
+            return [self.strings("users.none_online" if online_only else "users.none")]
+        title = "users.title_online" if online_only else "users.title"
+        lines = [self.strings(title, count=len(users))]
+        for user in users:
+            if user.get("online"):
+                presence = self.strings("users.online")
+            elif user.get("last_seen") is not None:
+                seen = self.date_time(user.get("last_seen"))
+                presence = self.strings("users.offline_seen", last_seen=seen)
+            else:
+                presence = self.strings("users.offline")
+            lines.append(
+                self.strings(
+                    "users.line",
+                    username=_text(user.get("username"), "?"),
+                    presence=presence,
+                    status=self.strings("users.blocked" if user.get("blocked") else "users.active"),
+                    admin=self.strings("users.admin") if user.get("is_admin") else "",
+                )
+            )
+        return lines
+
+    def joined(self, row: Mapping[str, Any], name: str) -> str:
+        """The result of ``join``: the room and how many of its members are online."""
+        return self.strings(
+            "join.ok",
+            name=_text(row.get("name")) or name,
+            online=_text(row.get("online"), "?"),
+            total=_text(row.get("total"), "?"),
+        )
+
+    def group_choices(self, rows: Sequence[Mapping[str, Any]]) -> str:
+        """``ops@alice, ops@bob``: how to tell groups of the same name apart."""
+        return ", ".join(
+            f"{_text(r.get('name'), '?')}@{_text(r.get('creator'), '?')}" for r in rows
+        )

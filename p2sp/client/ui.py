@@ -21,9 +21,10 @@ import asyncio
 import getpass
 import logging
 import sys
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from p2sp.client import config
 from p2sp.client.client import Client
@@ -46,6 +47,7 @@ class Command:
     spaces included (message text). ``admin_only`` commands are listed by
     ``help`` and accepted only after an administrator logged in.
     ``needs_server`` commands make sure a connection is up before running.
+    ``splitter``, if given, splits the arguments instead (quoted names ...).
     """
 
     name: str
@@ -56,6 +58,7 @@ class Command:
     admin_only: bool = False
     needs_server: bool = True
     aliases: tuple[str, ...] = ()
+    splitter: Callable[[str], list[str]] | None = None
 
     @property
     def usage_key(self) -> str:
@@ -67,6 +70,8 @@ class Command:
 
     def split(self, remainder: str) -> list[str]:
         """The arguments of one command line (after the command name)."""
+        if self.splitter is not None:
+            return self.splitter(remainder)
         if self.rest and self.max_args:
             return remainder.split(maxsplit=self.max_args - 1)
         return remainder.split()
@@ -87,11 +92,14 @@ def command(
     admin_only: bool = False,
     needs_server: bool = True,
     aliases: tuple[str, ...] = (),
+    splitter: Callable[[str], list[str]] | None = None,
 ) -> Callable[[CommandFunc], CommandFunc]:
     """Register a coroutine as a command (see ``Command`` for the options)."""
 
     def register(func: CommandFunc) -> CommandFunc:
-        cmd = Command(name, func, min_args, max_args, rest, admin_only, needs_server, aliases)
+        cmd = Command(
+            name, func, min_args, max_args, rest, admin_only, needs_server, aliases, splitter
+        )
         COMMANDS[name] = cmd
         for key in (name, *aliases):
             _LOOKUP[key] = cmd
@@ -102,6 +110,18 @@ def command(
 
 def find_command(name: str) -> Command | None:
     return _LOOKUP.get(name.lower())
+
+
+class CommandRefused(Exception):
+    """A command the client refuses itself (an unknown group name ...); ``line`` says why."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class UsageError(Exception):
+    """The arguments do not fit the command: its usage line is shown."""
 
 
 # --- terminals ------------------------------------------------------------
@@ -183,6 +203,10 @@ class ClientApp:
         self.handler = ClientMessageHandler(strings)
         self.quitting = False
         self._pump: asyncio.Task[None] | None = None
+        #: the last ``groups`` list as shown: ``sendgroup <n>`` is row n-1 (None: not run)
+        self.group_list: list[dict[str, Any]] | None = None
+        #: the last ``rooms`` list as shown: ``join <n>`` / ``leave <n>`` (None: not run)
+        self.room_list: list[dict[str, Any]] | None = None
 
     def show(self, *lines: str) -> None:
         for line in lines:
@@ -240,6 +264,15 @@ class ClientApp:
             await cmd.run(self, args)
         except P2SPError as exc:  # ChatError, ConnectionLost, RequestTimeout
             self.show(self.handler.format_error(exc))
+        except CommandRefused as exc:  # refused here, before asking the server
+            self.show(exc.line)
+        except UsageError:
+            self.show(self.strings("command.usage", usage=self.strings(cmd.usage_key)))
+
+    def forget_lists(self) -> None:
+        """The local numbering belongs to one session: a login or logout drops it."""
+        self.group_list = None
+        self.room_list = None
 
     def visible_commands(self) -> tuple[list[Command], list[Command]]:
         """(everyone's commands, admin commands shown to this user)."""
@@ -330,11 +363,13 @@ async def cmd_login(app: ClientApp, args: list[str]) -> None:
             app.show(app.strings("login.cancelled"))
             return
     data = await app.client.login(username, password)
+    app.forget_lists()
     app.show(*app.handler.welcome(data))
 
 
 @command("logout")
 async def cmd_logout(app: ClientApp, args: list[str]) -> None:
+    app.forget_lists()
     await app.client.logout()
     app.show(app.strings("logout.ok"))
 
@@ -363,20 +398,292 @@ async def cmd_send(app: ClientApp, args: list[str]) -> None:
     app.show(app.handler.sent(to, text))
 
 
+# --- groups and rooms -------------------------------------------------------
+#
+# Seed 002 names groups by name (``delgroup <groupname>``) while the protocol
+# takes a group_id: the client looks the name up among the user's own groups
+# (a fresh ``groups`` request), and ``name@creator`` picks one of two groups
+# of the same name. A name is the words before the trailing arguments, so it
+# may contain spaces (runs of spaces count as one; "quotes" around it are
+# dropped). ``sendgroup <n>`` uses the numbers of the last ``groups`` list the
+# user saw, ``join`` / ``leave`` those of the last ``rooms`` list.
+
+
+def _name(words: Sequence[str]) -> str:
+    """A group name typed as one or more words (runs of spaces as one, quotes dropped)."""
+    name = " ".join(" ".join(words).split())
+    if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
+        name = " ".join(name[1:-1].split())
+    return name
+
+
+def _same_name(row: dict[str, Any], name: str) -> bool:
+    value = row.get("name")
+    return isinstance(value, str) and " ".join(value.split()) == name
+
+
+def match_groups(rows: Sequence[dict[str, Any]], typed: str) -> list[dict[str, Any]]:
+    """Rows named ``typed``, or ``name@creator`` when no group has that whole name."""
+    exact = [r for r in rows if _same_name(r, typed)]
+    if exact or "@" not in typed:
+        return exact
+    name, _, creator = typed.rpartition("@")
+    name = " ".join(name.split())
+    return [
+        r
+        for r in rows
+        if _same_name(r, name)
+        and isinstance(r.get("creator"), str)
+        and r["creator"].casefold() == creator.casefold()
+    ]
+
+
+def _pick(
+    app: ClientApp, rows: Sequence[dict[str, Any]], typed: str, unknown: str, ambiguous: str
+) -> dict[str, Any]:
+    found = match_groups(rows, typed)
+    if not found:
+        raise CommandRefused(app.strings(unknown, name=typed))
+    if len(found) > 1:
+        choices = app.handler.group_choices(found)
+        raise CommandRefused(app.strings(ambiguous, name=typed, count=len(found), choices=choices))
+    return found[0]
+
+
+async def my_group(app: ClientApp, typed: str) -> dict[str, Any]:
+    """One of the user's own groups by name (or ``name@creator``).
+
+    A server admin, who may manage any group, also finds groups they are not in.
+    """
+    rows = await app.client.groups()
+    if app.client.is_admin and not match_groups(rows, typed):
+        rows = await app.client.allgroup()
+    return _pick(app, rows, typed, "group.unknown", "group.ambiguous")
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isdecimal() else None
+
+
+def _listed(rows: list[dict[str, Any]] | None, number: int | None) -> dict[str, Any] | None:
+    if rows is None or number is None or not 1 <= number <= len(rows):
+        return None
+    return rows[number - 1]
+
+
+@command("newgroup", min_args=1, max_args=None)
+async def cmd_newgroup(app: ClientApp, args: list[str]) -> None:
+    data = await app.client.newgroup(_name(args))
+    app.show(app.strings("newgroup.ok", name=data.get("name") or _name(args)))
+
+
+@command("delgroup", min_args=1, max_args=None)
+async def cmd_delgroup(app: ClientApp, args: list[str]) -> None:
+    group = await my_group(app, _name(args))
+    await app.client.delgroup(group["group_id"])
+    app.show(app.strings("delgroup.ok", name=group["name"]))
+
+
+@command("addgroupuser", min_args=2, max_args=None)
+async def cmd_addgroupuser(app: ClientApp, args: list[str]) -> None:
+    group = await my_group(app, _name(args[:-1]))
+    await app.client.addgroupuser(group["group_id"], args[-1])
+    app.show(app.strings("addgroupuser.ok", username=args[-1], group=group["name"]))
+
+
+@command("delgroupuser", min_args=2, max_args=None)
+async def cmd_delgroupuser(app: ClientApp, args: list[str]) -> None:
+    group = await my_group(app, _name(args[:-1]))
+    await app.client.delgroupuser(group["group_id"], args[-1])
+    app.show(app.strings("delgroupuser.ok", username=args[-1], group=group["name"]))
+
+
+@command("setgrouprole", min_args=3, max_args=None)
+async def cmd_setgrouprole(app: ClientApp, args: list[str]) -> None:
+    role = args[-1].lower()
+    if role not in ("admin", "member"):
+        raise UsageError
+    group = await my_group(app, _name(args[:-2]))
+    await app.client.setgrouprole(group["group_id"], args[-2], role)
+    app.show(app.strings(f"setgrouprole.{role}", username=args[-2], group=group["name"]))
+
+
+@command("groups")
+async def cmd_groups(app: ClientApp, args: list[str]) -> None:
+    """Shows the groups and remembers their numbering for ``sendgroup``."""
+    rows = await app.client.groups()
+    app.group_list = rows
+    app.show(*app.handler.groups(rows))
+
+
+@command("sendgroup", min_args=2, max_args=2, rest=True)
+async def cmd_sendgroup(app: ClientApp, args: list[str]) -> None:
+    number = _number(args[0])
+    if number is None:
+        raise UsageError
+    rows = app.group_list
+    if rows is None:
+        raise CommandRefused(app.strings("sendgroup.not_listed"))
+    if not rows:
+        raise CommandRefused(app.strings("sendgroup.empty"))
+    group = _listed(rows, number)
+    if group is None:
+        raise CommandRefused(app.strings("sendgroup.bad_number", number=number, count=len(rows)))
+    await app.client.sendgroup(group["group_id"], args[1])
+    app.show(app.strings("sendgroup.echo", group=group.get("name"), message=args[1]))
+
+
+@command("rooms")
+async def cmd_rooms(app: ClientApp, args: list[str]) -> None:
+    """Shows the public rooms and remembers their numbering for ``join`` / ``leave``."""
+    rows = await app.client.publicgroups()
+    app.room_list = rows
+    app.show(*app.handler.rooms(rows))
+
+
+@command("join", min_args=1, max_args=None)
+async def cmd_join(app: ClientApp, args: list[str]) -> None:
+    """A number of the last ``rooms`` list wins; otherwise a room's name."""
+    typed = _name(args)
+    room = _listed(app.room_list, _number(typed))
+    if room is None:
+        rooms = await app.client.publicgroups()
+        if _number(typed) is not None and not match_groups(rooms, typed):
+            raise CommandRefused(app.strings("room.bad_number", number=typed))
+        room = _pick(app, rooms, typed, "room.unknown", "room.ambiguous")
+    row = await app.client.joingroup(room["group_id"])
+    app.show(app.handler.joined(row, room["name"]))
+
+
+@command("leave", min_args=1, max_args=None)
+async def cmd_leave(app: ClientApp, args: list[str]) -> None:
+    """A number of the last ``rooms`` list, or the name of any group the user is in."""
+    typed = _name(args)
+    room = _listed(app.room_list, _number(typed))
+    if room is None:
+        mine = await app.client.groups()
+        if _number(typed) is not None and not match_groups(mine, typed):
+            raise CommandRefused(app.strings("room.bad_number", number=typed))
+        room = _pick(app, mine, typed, "room.not_joined", "group.ambiguous")
+    await app.client.leavegroup(room["group_id"])
+    app.show(app.strings("leave.ok", name=room["name"]))
+
+
+# --- administration (unlocked by a login with is_admin) ---------------------
+
+
+def _split_group_head(remainder: str, count: int) -> list[str]:
+    """Split ``"a group" creator message ...`` into ``count`` arguments.
+
+    The first may be in quotes (a group name with spaces); the last takes
+    the rest of the line.
+    """
+    text = remainder.strip()
+    if text[:1] in ('"', "'"):
+        end = text.find(text[0], 1)
+        if end > 0:
+            return [text[1:end], *text[end + 1 :].split(maxsplit=count - 2)]
+    return text.split(maxsplit=count - 1)
+
+
+@command("allusers", max_args=1, admin_only=True)
+async def cmd_allusers(app: ClientApp, args: list[str]) -> None:
+    if args and args[0] != "--online":
+        raise UsageError
+    online_only = bool(args)
+    users = await app.client.allusers(online_only=online_only)
+    app.show(*app.handler.users(users, online_only=online_only))
+
+
+@command("allgroup", admin_only=True, aliases=("allgroups",))
+async def cmd_allgroup(app: ClientApp, args: list[str]) -> None:
+    app.show(*app.handler.all_groups(await app.client.allgroup()))
+
+
+@command("adminsend", min_args=2, max_args=2, rest=True, admin_only=True)
+async def cmd_adminsend(app: ClientApp, args: list[str]) -> None:
+    to, text = args
+    await app.client.adminsend(to, text)
+    app.show(app.strings("adminsend.echo", to=to, message=text))
+
+
+@command(
+    "adminsendgroup",
+    min_args=3,
+    max_args=3,
+    admin_only=True,
+    splitter=lambda remainder: _split_group_head(remainder, 3),
+)
+async def cmd_adminsendgroup(app: ClientApp, args: list[str]) -> None:
+    name, creator, text = args
+    await app.client.adminsendgroup(text, name=name, creator=creator)
+    app.show(app.strings("adminsendgroup.echo", group=name, message=text))
+
+
+@command("broadcast", min_args=1, max_args=1, rest=True, admin_only=True)
+async def cmd_broadcast(app: ClientApp, args: list[str]) -> None:
+    count = await app.client.broadcast(args[0])
+    app.show(app.strings("broadcast.ok", count=count))
+
+
+@command("blockuser", min_args=1, max_args=1, admin_only=True)
+async def cmd_blockuser(app: ClientApp, args: list[str]) -> None:
+    await app.client.blockuser(args[0])
+    app.show(app.strings("blockuser.ok", username=args[0]))
+
+
+@command("unblockuser", min_args=1, max_args=1, admin_only=True)
+async def cmd_unblockuser(app: ClientApp, args: list[str]) -> None:
+    await app.client.unblockuser(args[0])
+    app.show(app.strings("unblockuser.ok", username=args[0]))
+
+
+@command("blockgroup", min_args=2, max_args=None, admin_only=True)
+async def cmd_blockgroup(app: ClientApp, args: list[str]) -> None:
+    name, creator = _name(args[:-1]), args[-1]
+    await app.client.blockgroup(name=name, creator=creator)
+    app.show(app.strings("blockgroup.ok", name=name, creator=creator))
+
+
+@command("unblockgroup", min_args=2, max_args=None, admin_only=True)
+async def cmd_unblockgroup(app: ClientApp, args: list[str]) -> None:
+    name, creator = _name(args[:-1]), args[-1]
+    await app.client.unblockgroup(name=name, creator=creator)
+    app.show(app.strings("unblockgroup.ok", name=name, creator=creator))
+
+
 @command("help", max_args=1, needs_server=False, aliases=("?",))
 async def cmd_help(app: ClientApp, args: list[str]) -> None:
     public, admin = app.visible_commands()
     app.show(app.strings("help.title"))
     for cmd in public:
-        app.show(_help_line(app.strings, cmd))
+        app.show(*help_lines(app.strings, cmd))
     if admin:
         app.show(app.strings("help.admin_title"))
         for cmd in admin:
-            app.show(_help_line(app.strings, cmd))
+            app.show(*help_lines(app.strings, cmd))
 
 
-def _help_line(strings: Strings, cmd: Command) -> str:
-    return strings("help.line", usage=strings(cmd.usage_key), help=strings(cmd.help_key))
+#: terminal columns of the usage column of ``help``; a longer usage gets a line of its own
+HELP_USAGE_WIDTH = 30
+
+
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: CJK (wide) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def help_lines(strings: Strings, cmd: Command) -> list[str]:
+    """``cmd``'s entry in ``help``, its help text aligned in one column."""
+    usage, text = strings(cmd.usage_key), strings(cmd.help_key)
+    width = display_width(usage)
+    if width <= HELP_USAGE_WIDTH:
+        padded = usage + " " * (HELP_USAGE_WIDTH - width)
+        return [strings("help.line", usage=padded, help=text)]
+    return [
+        strings("help.line", usage=usage, help="").rstrip(),
+        strings("help.line", usage=" " * HELP_USAGE_WIDTH, help=text),
+    ]
 
 
 @command("quit", needs_server=False, aliases=("exit",))

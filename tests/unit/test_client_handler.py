@@ -92,6 +92,18 @@ def test_kicked_reasons_are_worded_for_people(
     assert "_" not in en_line  # words, not the protocol code
 
 
+def test_blocked_kick_says_logins_are_refused(
+    en: ClientMessageHandler, zh: ClientMessageHandler
+) -> None:
+    assert en.format_event(ev("kicked", reason="blocked")) == [
+        "Your account has been blocked by an administrator: you are logged out and cannot "
+        "log in until an administrator unblocks it."
+    ]
+    assert zh.format_event(ev("kicked", reason="blocked")) == [
+        "你的账号已被管理员封禁，已被强制下线；管理员解封前无法登录。"
+    ]
+
+
 def test_every_kick_reason_has_its_own_line(en: ClientMessageHandler) -> None:
     lines = {en.format_event(ev("kicked", reason=r))[0] for r in KICK_REASONS}
     assert len(lines) == len(KICK_REASONS)
@@ -176,7 +188,7 @@ def test_friend_added_notice_in_our_words(
         None,
         "friend_added",
         {},
-        {"kind": "group_removed", "group_name": "g"},  # no wording (yet): the server's text
+        {"kind": "group_removed", "group_name": "g"},  # ``by`` is missing: the server's text
         {"kind": "from_the_future", "username": "alice"},
         {"kind": "friend_added"},  # a name our wording needs is missing
         {"kind": "friend_added", "username": ""},
@@ -192,11 +204,101 @@ def test_notice_falls_back_to_text(
     assert zh.format_event(event) == ["[系统消息]:Something happened"]
 
 
-def test_admin_message_is_a_system_message(zh: ClientMessageHandler) -> None:
+def test_admin_message_is_a_system_message_naming_the_admin(
+    en: ClientMessageHandler, zh: ClientMessageHandler
+) -> None:
     event = notice({"kind": "admin", "from": "root"}, text="服务器今晚维护")
-    assert zh.format_event(event) == ["[系统消息]:服务器今晚维护"]
+    assert zh.format_event(event) == ["[系统消息] 管理员 root:服务器今晚维护 (09:07)"]
+    assert en.format_event(event) == ["[System] administrator root: 服务器今晚维护 (09:07)"]
+    assert zh.format_event(notice({"kind": "admin", "from": "root"}, text="x", replay=True)) == [
+        "[离线消息] [系统消息] 管理员 root:x (09:07)"
+    ]
     # system: true on a kind this client does not know is still a system line
     assert zh.format_event(notice(None, text="hi", kind="broadcast")) == ["[系统消息]:hi"]
+
+
+def test_broadcast_is_worded_as_one(en: ClientMessageHandler, zh: ClientMessageHandler) -> None:
+    event = notice(
+        {"kind": "admin", "from": "root", "broadcast": True}, text="maintenance at 22:00"
+    )
+    assert zh.format_event(event) == ["[系统消息] 管理员 root 广播:maintenance at 22:00 (09:07)"]
+    assert en.format_event(event) == [
+        "[System] broadcast from administrator root: maintenance at 22:00 (09:07)"
+    ]
+
+
+def test_admin_message_without_a_name_is_a_plain_system_line(
+    en: ClientMessageHandler, zh: ClientMessageHandler
+) -> None:
+    event = notice({"kind": "admin"}, text="hello", **{"from": None})
+    assert zh.format_event(event) == ["[系统消息]:hello"]
+    assert en.format_event(event) == ["[System]: hello"]
+    # the message's own ``from`` names the admin when the notice does not
+    assert en.format_event(notice({"kind": "admin"}, text="hi", **{"from": "root"})) == [
+        "[System] administrator root: hi (09:07)"
+    ]
+
+
+GROUP_NOTICE = {"group_id": 9, "group_name": "运维", "by": "alice"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "en_line", "zh_line"),
+    [
+        (
+            "group_invited",
+            "[System]: alice added you to the group 运维",
+            "[系统消息]:alice 邀请你加入了群组 运维",
+        ),
+        (
+            "group_removed",
+            "[System]: alice removed you from the group 运维",
+            "[系统消息]:alice 将你移出了群组 运维",
+        ),
+        (
+            "group_deleted",
+            "[System]: alice deleted the group 运维",
+            "[系统消息]:alice 解散了群组 运维",
+        ),
+        (
+            "group_blocked",
+            "[System]: The group 运维 has been blocked by an administrator: "
+            "no messages until it is unblocked",
+            "[系统消息]:群组 运维 已被管理员封禁，解封前无法收发消息",
+        ),
+        (
+            "group_unblocked",
+            "[System]: The group 运维 has been unblocked by an administrator",
+            "[系统消息]:群组 运维 已被管理员解封",
+        ),
+    ],
+)
+def test_group_notices_in_our_words(
+    kind: str, en_line: str, zh_line: str, en: ClientMessageHandler, zh: ClientMessageHandler
+) -> None:
+    event = notice({"kind": kind, **GROUP_NOTICE}, text="English fallback")
+    assert en.format_event(event) == [en_line]
+    assert zh.format_event(event) == [zh_line]
+    replayed = notice({"kind": kind, **GROUP_NOTICE}, text="English fallback", replay=True)
+    assert zh.format_event(replayed) == [f"[离线消息] {zh_line}"]
+
+
+@pytest.mark.parametrize(
+    "kind", ["group_invited", "group_removed", "group_deleted", "group_blocked", "group_unblocked"]
+)
+def test_group_notice_without_its_names_shows_the_server_text(
+    kind: str, zh: ClientMessageHandler
+) -> None:
+    event = notice({"kind": kind, "group_id": 9}, text="the server's sentence")
+    assert zh.format_event(event) == ["[系统消息]:the server's sentence"]
+
+
+def test_every_notice_kind_has_wording_in_both_languages() -> None:
+    for kind in NOTICE_KINDS:
+        if kind == "admin":
+            assert "message.admin" in EN and "message.admin" in ZH
+            continue
+        assert f"notice.{kind}" in EN and f"notice.{kind}" in ZH, kind
 
 
 def test_every_notice_wording_uses_notice_fields_only() -> None:
@@ -206,13 +308,41 @@ def test_every_notice_wording_uses_notice_fields_only() -> None:
             assert key in ZH, key
 
 
-def test_group_message_has_a_place(en: ClientMessageHandler, zh: ClientMessageHandler) -> None:
-    event = direct(kind="group", group_id=9, group_name="ops", to=None, text="hi all")
-    assert en.format_event(event) == ["[ops] alice: hi all (09:07)"]
-    assert zh.format_event(event) == ["[ops] alice:hi all (09:07)"]
-    assert zh.format_event(direct(kind="group", group_id=9, replay=True)) == [
-        "[离线消息] [9] alice:你好 world (09:07)"
+def group_message(**extra: Any) -> Event:
+    payload: dict[str, Any] = {
+        "conversation_id": 12,
+        "seq": 5,
+        "message_id": 40,
+        "kind": "group",
+        "from": "alice",
+        "group_id": 9,
+        "group_name": "ops",
+        "text": "hi all",
+        "type": "text",
+        "sent_at": SENT_AT,
+        "system": False,
+        "replay": False,
+    }
+    return ev("message", **{**payload, **extra})
+
+
+def test_group_message_shows_the_group(en: ClientMessageHandler, zh: ClientMessageHandler) -> None:
+    assert en.format_event(group_message()) == ["[ops] alice: hi all (09:07)"]
+    assert zh.format_event(group_message()) == ["[ops] alice:hi all (09:07)"]
+    assert zh.format_event(group_message(group_name=None, text="你好", replay=True)) == [
+        "[离线消息] [9] alice:你好 (09:07)"
     ]
+
+
+def test_admin_group_message_is_a_system_line(
+    en: ClientMessageHandler, zh: ClientMessageHandler
+) -> None:
+    event = group_message(**{"from": "root"}, type="system", system=True, text="请遵守群规")
+    assert zh.format_event(event) == ["[系统消息] [ops] 管理员 root:请遵守群规 (09:07)"]
+    assert en.format_event(event) == ["[System] [ops] administrator root: 请遵守群规 (09:07)"]
+    anonymous = group_message(**{"from": None}, system=True, text="x")
+    assert en.format_event(anonymous) == ["[System] [ops]: x (09:07)"]
+    assert zh.format_event(anonymous) == ["[系统消息] [ops]:x (09:07)"]
 
 
 def test_unknown_message_kind_is_shown_raw(en: ClientMessageHandler) -> None:
@@ -350,6 +480,298 @@ def test_welcome_shows_admin_status(en: ClientMessageHandler, zh: ClientMessageH
     assert en.registered("alice", 3) == ("Registered alice (user id 3). Log in with: login alice")
 
 
+# --- groups, rooms and administration -------------------------------------
+
+
+def row(gid: int, name: str, creator: str, online: int, total: int, **extra: Any) -> dict[str, Any]:
+    base = {"group_id": gid, "name": name, "creator": creator, "online": online, "total": total}
+    return {**base, "role": "member", "blocked": False, "public": False, **extra}
+
+
+MY_GROUPS = [
+    row(3, "ops", "alice", 2, 3, role="owner"),
+    row(5, "运维", "bob", 0, 12, role="admin", blocked=True),
+    row(1, "public", "system", 4, 40, public=True),
+]
+
+
+def test_groups_are_numbered_from_one(en: ClientMessageHandler, zh: ClientMessageHandler) -> None:
+    assert en.groups(MY_GROUPS) == [
+        "Your groups (3):",
+        "[1] ops alice 2/3  (owner)",
+        "[2] 运维 bob 0/12  (group admin, blocked)",
+        "[3] public system 4/40  (public room)",
+        "Send to one with: sendgroup <n> <message>",
+    ]
+    assert zh.groups(MY_GROUPS) == [
+        "你的群组 (3):",
+        "[1] ops alice 2/3  (群主)",
+        "[2] 运维 bob 0/12  (群管理员，已封禁)",
+        "[3] public system 4/40  (公共聊天室)",
+        "发送群消息: sendgroup <编号> <消息>",
+    ]
+    assert en.groups([]) == ["You are in no group yet. Create one with: newgroup <groupname>"]
+    assert zh.groups([]) == ["你还没有加入任何群组。创建群组: newgroup <群组名>"]
+
+
+def test_rooms_list(en: ClientMessageHandler, zh: ClientMessageHandler) -> None:
+    rooms = [
+        row(1, "public", "system", 4, 40, public=True, role=None),
+        row(8, "lobby", "carol", 1, 2, public=True, role="member"),
+    ]
+    assert en.rooms(rooms) == [
+        "Public rooms (2):",
+        "[1] public system 4/40",
+        "[2] lobby carol 1/2  (joined)",
+        "Join one with: join <n>",
+    ]
+    assert zh.rooms(rooms) == [
+        "公共聊天室 (2):",
+        "[1] public system 4/40",
+        "[2] lobby carol 1/2  (已加入)",
+        "加入聊天室: join <编号>",
+    ]
+    assert en.rooms([]) == ["There are no public rooms."]
+    assert zh.rooms([]) == ["没有公共聊天室。"]
+
+
+def test_all_groups_list(en: ClientMessageHandler, zh: ClientMessageHandler) -> None:
+    rows = [
+        row(1, "public", "system", 4, 40, public=True, role=None),
+        row(3, "ops", "alice", 2, 3, role=None, blocked=True),
+    ]
+    assert en.all_groups(rows) == [
+        "All groups (2):",
+        "[1] public system 4/40  (public room)",
+        "[2] ops alice 2/3  (blocked)",
+    ]
+    assert zh.all_groups(rows) == [
+        "所有群组 (2):",
+        "[1] public system 4/40  (公共聊天室)",
+        "[2] ops alice 2/3  (已封禁)",
+    ]
+    assert en.all_groups([]) == ["There are no groups yet."]
+    assert zh.all_groups([]) == ["还没有任何群组。"]
+
+
+def test_malformed_group_rows_never_raise(en: ClientMessageHandler) -> None:
+    assert en.groups([{}]) == [
+        "Your groups (1):",
+        "[1] ? ? ?/?",
+        "Send to one with: sendgroup <n> <message>",
+    ]
+    en.rooms([{"role": 5, "blocked": "yes", "name": None}])
+    en.users([{"username": None, "last_seen": "x"}])
+
+
+def test_user_list(en: ClientMessageHandler, zh: ClientMessageHandler) -> None:
+    users = [
+        {"username": "alice", "blocked": False, "online": True, "is_admin": True, "last_seen": 1},
+        {
+            "username": "bob",
+            "blocked": True,
+            "online": False,
+            "is_admin": False,
+            "last_seen": SENT_AT,
+        },
+        {
+            "username": "carol",
+            "blocked": False,
+            "online": False,
+            "is_admin": False,
+            "last_seen": None,
+        },
+    ]
+    assert en.users(users) == [
+        "Users (3):",
+        "  alice  online  active  [admin]",
+        "  bob  offline (last seen 2024-05-01 09:07)  blocked",
+        "  carol  offline  active",
+    ]
+    assert zh.users(users) == [
+        "所有用户 (3):",
+        "  alice  在线  正常  [管理员]",
+        "  bob  离线 (最后在线 2024-05-01 09:07)  封禁",
+        "  carol  离线  正常",
+    ]
+    assert en.users(users[:1], online_only=True)[0] == "Online users (1):"
+    assert zh.users(users[:1], online_only=True)[0] == "在线用户 (1):"
+    assert en.users([]) == ["There are no users."]
+    assert en.users([], online_only=True) == ["Nobody is online."]
+    assert zh.users([]) == ["没有任何用户。"]
+    assert zh.users([], online_only=True) == ["没有在线用户。"]
+
+
+def test_join_result_and_group_choices(en: ClientMessageHandler, zh: ClientMessageHandler) -> None:
+    joined = row(1, "public", "system", 4, 41, public=True)
+    assert en.joined(joined, "public") == (
+        "Joined public (4/41 online). Run groups to get its number for sendgroup."
+    )
+    assert zh.joined(joined, "public") == (
+        "已加入 public (4/41 在线)。运行 groups 查看它的编号 (用于 sendgroup)。"
+    )
+    assert en.joined({}, "lobby").startswith("Joined lobby (?/? online).")
+    assert en.group_choices([row(3, "ops", "alice", 0, 1), row(4, "ops", "bob", 0, 1)]) == (
+        "ops@alice, ops@bob"
+    )
+
+
+#: every command result and client-side refusal of the group and admin commands
+RESULT_LINES: list[tuple[str, dict[str, Any], str, str]] = [
+    (
+        "newgroup.ok",
+        {"name": "ops"},
+        "Created the group ops; you are its owner. Add members with: addgroupuser ops <username>",
+        "已创建群组 ops，你是群主。邀请成员: addgroupuser ops <用户名>",
+    ),
+    ("delgroup.ok", {"name": "ops"}, "Deleted the group ops.", "已解散群组 ops。"),
+    (
+        "addgroupuser.ok",
+        {"username": "bob", "group": "ops"},
+        "Added bob to ops.",
+        "已将 bob 加入群组 ops。",
+    ),
+    (
+        "delgroupuser.ok",
+        {"username": "bob", "group": "ops"},
+        "Removed bob from ops.",
+        "已将 bob 移出群组 ops。",
+    ),
+    (
+        "setgrouprole.admin",
+        {"username": "bob", "group": "ops"},
+        "bob is now an admin of ops.",
+        "bob 现在是群组 ops 的管理员。",
+    ),
+    (
+        "setgrouprole.member",
+        {"username": "bob", "group": "ops"},
+        "bob is now a plain member of ops.",
+        "bob 现在是群组 ops 的普通成员。",
+    ),
+    (
+        "sendgroup.echo",
+        {"group": "ops", "message": "hi  all"},
+        "-> [ops]: hi  all",
+        "-> [ops]: hi  all",
+    ),
+    (
+        "sendgroup.not_listed",
+        {},
+        "Run groups first: sendgroup takes a number from the groups list.",
+        "请先运行 groups: sendgroup 使用 groups 列表中的编号。",
+    ),
+    (
+        "sendgroup.empty",
+        {},
+        "Your last groups list was empty; create or join a group, then run groups.",
+        "你上次的 groups 列表是空的；请先创建或加入群组，再运行 groups。",
+    ),
+    (
+        "sendgroup.bad_number",
+        {"number": 4, "count": 2},
+        "There is no group number 4: your last groups list goes from 1 to 2.",
+        "没有编号为 4 的群组: 你上次的 groups 列表编号为 1 到 2。",
+    ),
+    (
+        "group.unknown",
+        {"name": "ops"},
+        "You have no group named ops. Your groups: groups",
+        "你没有名为 ops 的群组。查看你的群组: groups",
+    ),
+    (
+        "group.ambiguous",
+        {"name": "ops", "count": 2, "choices": "ops@alice, ops@bob"},
+        "You have 2 groups named ops; say which one as name@creator: ops@alice, ops@bob",
+        "你有 2 个名为 ops 的群组，请用 群组名@创建者 指定: ops@alice, ops@bob",
+    ),
+    (
+        "room.unknown",
+        {"name": "lobby"},
+        "There is no public room named lobby. The rooms: rooms",
+        "没有名为 lobby 的公共聊天室。查看聊天室: rooms",
+    ),
+    (
+        "room.ambiguous",
+        {"name": "lobby", "count": 2, "choices": "lobby@a, lobby@b"},
+        "There are 2 public rooms named lobby; say which one as name@creator: lobby@a, lobby@b",
+        "有 2 个名为 lobby 的公共聊天室，请用 名称@创建者 指定: lobby@a, lobby@b",
+    ),
+    (
+        "room.bad_number",
+        {"number": 7},
+        "There is no room number 7 in your last rooms list; run rooms.",
+        "你上次的 rooms 列表中没有编号 7；请运行 rooms。",
+    ),
+    (
+        "room.not_joined",
+        {"name": "lobby"},
+        "You are in no room or group named lobby. Your groups: groups",
+        "你不在名为 lobby 的聊天室或群组中。查看你的群组: groups",
+    ),
+    ("leave.ok", {"name": "lobby"}, "Left lobby.", "已退出 lobby。"),
+    (
+        "adminsend.echo",
+        {"to": "bob", "message": "hi"},
+        "-> bob [System]: hi",
+        "-> bob [系统消息]:hi",
+    ),
+    (
+        "adminsendgroup.echo",
+        {"group": "ops", "message": "hi"},
+        "-> [ops] [System]: hi",
+        "-> [ops] [系统消息]:hi",
+    ),
+    (
+        "broadcast.ok",
+        {"count": 3},
+        "Broadcast to every user; 3 of them online got it at once.",
+        "已向所有用户广播，其中 3 位在线用户即时收到。",
+    ),
+    (
+        "blockuser.ok",
+        {"username": "bob"},
+        "Blocked bob: logged out now and refused at login until unblocked.",
+        "已封禁 bob: 已强制下线，解封前无法登录。",
+    ),
+    (
+        "unblockuser.ok",
+        {"username": "bob"},
+        "Unblocked bob; they can log in again.",
+        "已解封 bob，可以重新登录。",
+    ),
+    (
+        "blockgroup.ok",
+        {"name": "ops", "creator": "alice"},
+        "Blocked the group ops (creator alice): no messages until unblocked.",
+        "已封禁群组 ops (创建者 alice)，解封前无法收发消息。",
+    ),
+    (
+        "unblockgroup.ok",
+        {"name": "ops", "creator": "alice"},
+        "Unblocked the group ops (creator alice).",
+        "已解封群组 ops (创建者 alice)。",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "params", "en_line", "zh_line"), RESULT_LINES)
+def test_group_and_admin_result_lines(
+    key: str, params: dict[str, Any], en_line: str, zh_line: str
+) -> None:
+    assert Strings("en")(key, **params) == en_line
+    assert Strings("zh")(key, **params) == zh_line
+
+
+def test_every_command_has_usage_and_help_in_both_languages() -> None:
+    from p2sp.client.ui import COMMANDS
+
+    for name in COMMANDS:
+        for key in (f"cmd.{name}.usage", f"cmd.{name}.help"):
+            assert key in EN and key in ZH, key
+        assert EN[f"cmd.{name}.usage"].split()[0].lstrip(".") in (name, "send"), name
+
+
 # --- the string tables ----------------------------------------------------
 
 
@@ -397,3 +819,19 @@ def test_lang_option_beats_locale() -> None:
     assert resolve_language("fr", {}) == "en"
     assert Strings("zh_CN").lang == "zh"
     assert Strings("klingon").lang == "en"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_help_text_starts_in_one_column(lang: str) -> None:
+    """Chinese characters take two columns: the help column still lines up."""
+    from p2sp.client.ui import COMMANDS, HELP_USAGE_WIDTH, display_width, help_lines
+
+    strings = Strings(lang)
+    for cmd in COMMANDS.values():
+        lines = help_lines(strings, cmd)
+        help_text = strings(cmd.help_key)
+        assert lines[-1].endswith(" " + help_text)
+        assert display_width(lines[-1].removesuffix(help_text)) == HELP_USAGE_WIDTH + 3, lines
+        if len(lines) == 2:  # a long usage on a line of its own
+            assert lines[0] == "  " + strings(cmd.usage_key)
+    assert display_width("群组 ab") == 7

@@ -952,3 +952,253 @@ async def test_duplicates_are_acked_again(
     assert acked[0] == [{"conversation_id": 1, "seq": 2}]
     assert acked[-1] == [{"conversation_id": 1, "seq": 2}]
     assert server.actions("ack")[-1]["payload"]["auth_token"] == "tok-2"
+
+
+# --- groups, rooms and administration -------------------------------------
+
+GROUP_ROW = {
+    "group_id": 3,
+    "name": "ops",
+    "creator": "alice",
+    "online": 1,
+    "total": 2,
+    "role": "owner",
+    "blocked": False,
+    "public": False,
+}
+USER_ROW = {"username": "bob", "blocked": False, "online": True, "is_admin": False, "last_seen": 5}
+
+
+async def group_server(conn: FakeConn, req: Envelope, server: FakeServer) -> None:
+    """The ok data of every group and admin action, shaped as the server sends it."""
+    data = req["payload"].get("data", {})
+    answers: dict[str, dict[str, Any]] = {
+        "newgroup": {"group_id": 3, "name": data.get("name"), "creator": "alice"},
+        "groups": {"groups": [GROUP_ROW, "junk"]},
+        "publicgroups": {"groups": [{**GROUP_ROW, "role": None, "public": True}]},
+        "joingroup": {**GROUP_ROW, "role": "member"},
+        "sendgroup": {"conversation_id": 30, "seq": 4, "message_id": 99, "sent_at": 7},
+        "allusers": {"users": [USER_ROW]},
+        "allgroup": {"groups": [{**GROUP_ROW, "role": None}]},
+        "adminsend": {"conversation_id": 2, "seq": 8},
+        "adminsendgroup": {"conversation_id": 30, "seq": 5},
+        "broadcast": {"delivered_online": 4},
+    }
+    if req["type"] in answers:
+        conn.respond(req, answers[req["type"]])
+    else:
+        await server.default(conn, req)
+
+
+async def test_group_helpers_send_the_protocol_fields(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await group_server(conn, req, server)
+
+    server.on_request = behaviour
+    async with make_client() as client:
+        await client.login("alice", "password1")
+        assert await client.newgroup("ops") == {"group_id": 3, "name": "ops", "creator": "alice"}
+        await client.newgroup("lobby", public=True, description="大厅", max_members=30)
+        assert await client.delgroup(3) is None
+        assert await client.addgroupuser(3, "bob") is None
+        assert await client.delgroupuser(3, "bob") is None
+        assert await client.setgrouprole(3, "bob", "admin") is None
+        assert await client.groups() == [GROUP_ROW]  # non-objects are dropped
+        assert await client.publicgroups() == [{**GROUP_ROW, "role": None, "public": True}]
+        assert (await client.joingroup(1))["role"] == "member"
+        assert await client.leavegroup(1) is None
+        sent = await client.sendgroup(3, "hi  all")
+        assert sent == {"conversation_id": 30, "seq": 4, "message_id": 99, "sent_at": 7}
+        await client.sendgroup(3, "again", client_msg_id="g-1")
+
+    def sent_data(action: str) -> list[dict[str, Any]]:
+        return [r["payload"]["data"] for r in server.actions(action)]
+
+    assert sent_data("newgroup") == [
+        {"name": "ops", "public": False},
+        {"name": "lobby", "public": True, "description": "大厅", "max_members": 30},
+    ]
+    assert sent_data("delgroup") == [{"group_id": 3}]
+    assert sent_data("addgroupuser") == [{"group_id": 3, "username": "bob"}]
+    assert sent_data("delgroupuser") == [{"group_id": 3, "username": "bob"}]
+    assert sent_data("setgrouprole") == [{"group_id": 3, "username": "bob", "role": "admin"}]
+    assert sent_data("groups") == [{}]
+    assert sent_data("publicgroups") == [{}]
+    assert sent_data("joingroup") == [{"group_id": 1}]
+    assert sent_data("leavegroup") == [{"group_id": 1}]
+    first, second = sent_data("sendgroup")
+    assert first["group_id"] == 3 and first["text"] == "hi  all"
+    assert len(first["client_msg_id"]) == 32 and int(first["client_msg_id"], 16) >= 0
+    assert second == {"group_id": 3, "text": "again", "client_msg_id": "g-1"}
+    tokens = {r["payload"]["auth_token"] for r in server.requests if r["type"] != "login"}
+    assert tokens == {"tok-1"}
+
+
+async def test_admin_helpers_send_the_protocol_fields(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        await group_server(conn, req, server)
+
+    server.on_request = behaviour
+    async with make_client() as client:
+        await client.login("root", "password1")
+        assert client.is_admin
+        assert await client.allusers() == [USER_ROW]
+        await client.allusers(online_only=True)
+        assert await client.allgroup() == [{**GROUP_ROW, "role": None}]
+        assert await client.adminsend("bob", "hello") == {"conversation_id": 2, "seq": 8}
+        assert await client.adminsendgroup("hi", group_id=3) == {"conversation_id": 30, "seq": 5}
+        await client.adminsendgroup("hi", name="ops", creator="alice")
+        assert await client.broadcast("maintenance") == 4
+        assert await client.blockuser("bob") is None
+        assert await client.unblockuser("bob") is None
+        assert await client.blockgroup(group_id=3) is None
+        await client.blockgroup(name="ops", creator="alice")
+        assert await client.unblockgroup(name="ops", creator="alice") is None
+        await client.unblockgroup(group_id=3)
+
+    def sent_data(action: str) -> list[dict[str, Any]]:
+        return [r["payload"]["data"] for r in server.actions(action)]
+
+    assert sent_data("allusers") == [{"online_only": False}, {"online_only": True}]
+    assert sent_data("allgroup") == [{}]
+    assert sent_data("adminsend") == [{"username": "bob", "text": "hello"}]
+    assert sent_data("adminsendgroup") == [
+        {"group_id": 3, "text": "hi"},
+        {"name": "ops", "creator": "alice", "text": "hi"},
+    ]
+    assert sent_data("broadcast") == [{"text": "maintenance"}]
+    assert sent_data("blockuser") == [{"username": "bob"}]
+    assert sent_data("unblockuser") == [{"username": "bob"}]
+    assert sent_data("blockgroup") == [{"group_id": 3}, {"name": "ops", "creator": "alice"}]
+    assert sent_data("unblockgroup") == [{"name": "ops", "creator": "alice"}, {"group_id": 3}]
+
+
+async def test_group_selector_must_be_an_id_or_a_name_and_creator(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async with make_client() as client:
+        await client.login("root", "password1")
+        with pytest.raises(ValueError):
+            await client.blockgroup()
+        with pytest.raises(ValueError):
+            await client.unblockgroup(name="ops")
+        with pytest.raises(ValueError):
+            await client.adminsendgroup("hi", creator="alice")
+        with pytest.raises(ValueError):
+            await client.blockgroup(group_id=3, name="ops", creator="alice")
+    assert not server.actions("blockgroup") and not server.actions("adminsendgroup")
+
+
+async def test_list_helpers_tolerate_odd_answers(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] in ("groups", "allusers"):
+            conn.respond(req, {"groups": "nope", "users": None})
+        elif req["type"] == "broadcast":
+            conn.respond(req, {})
+        else:
+            await server.default(conn, req)
+
+    server.on_request = behaviour
+    async with make_client() as client:
+        await client.login("root", "password1")
+        assert await client.groups() == []
+        assert await client.allusers() == []
+        assert await client.broadcast("x") == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "action", "call"),
+    [
+        ("group_blocked", "sendgroup", lambda c: c.sendgroup(3, "hi")),
+        ("not_permitted", "allusers", lambda c: c.allusers()),
+        ("no_such_group", "blockgroup", lambda c: c.blockgroup(name="x", creator="y")),
+        ("already_member", "joingroup", lambda c: c.joingroup(1)),
+    ],
+)
+async def test_group_and_admin_refusals_raise(
+    code: str,
+    action: str,
+    call: Callable[[Client], Awaitable[Any]],
+    server: FakeServer,
+    make_client: Callable[..., Client],
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] == action:
+            conn.respond(req, status="fail", code=code, message="refused")
+        else:
+            await server.default(conn, req)
+
+    server.on_request = behaviour
+    async with make_client(auto_reconnect=True) as client:
+        await client.login("alice", "password1")
+        with pytest.raises(RequestFailed) as failed:
+            await call(client)
+    assert failed.value.code == code
+    assert len(server.actions(action)) == 1  # refusals are not retried
+
+
+async def test_sendgroup_is_retried_once_after_reconnect_with_same_id(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    sends: list[Envelope] = []
+
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] == "sendgroup":
+            sends.append(req)
+            if len(sends) == 1:
+                conn.close()  # stored, but the response never makes it
+                return
+            conn.respond(req, {"conversation_id": 30, "seq": 1, "message_id": 9, "sent_at": 1})
+        else:
+            await server.default(conn, req)
+
+    server.on_request = behaviour
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("alice", "password1")
+    result = await client.sendgroup(3, "hello")
+    assert result["seq"] == 1
+    first, second = (r["payload"]["data"] for r in sends)
+    assert first == second  # same group_id, text and client_msg_id
+    assert sends[1]["payload"]["auth_token"] == "tok-2"  # after the re-login
+
+
+async def test_sendgroup_is_retried_only_once(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    async def behaviour(conn: FakeConn, req: Envelope) -> None:
+        if req["type"] == "sendgroup":
+            conn.close()
+        else:
+            await server.default(conn, req)
+
+    server.on_request = behaviour
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("alice", "password1")
+    with pytest.raises(ConnectionLost):
+        await client.sendgroup(3, "hello", client_msg_id="g-1")
+    assert [r["payload"]["data"]["client_msg_id"] for r in server.actions("sendgroup")] == [
+        "g-1",
+        "g-1",
+    ]
+
+
+async def test_blocked_kick_ends_the_admin_session_too(
+    server: FakeServer, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(auto_reconnect=True)
+    await client.connect()
+    await client.login("root", "password1")
+    assert client.is_admin
+    server.conns[0].push("kicked", {"reason": "blocked"})
+    server.conns[0].close()
+    events = [e async for e in client.events()]
+    assert [e.type for e in events] == ["kicked", "disconnected"]
+    assert client.is_admin is False and client.auth_token is None
