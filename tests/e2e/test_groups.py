@@ -271,9 +271,20 @@ async def test_invite_fail_codes_and_notice(server: ServerProcess) -> None:
             "group_name": "team",
             "by": "owner",
         }
-        for action in ("delgroup", "leavegroup", "sendgroup", "joingroup"):
-            data = {"group_id": 424242, **({"text": "x"} if action == "sendgroup" else {})}
+        for action, extra in (
+            ("delgroup", {}),
+            ("leavegroup", {}),
+            ("sendgroup", {"text": "x"}),
+            ("joingroup", {}),
+            ("delgroupuser", {"username": "member"}),
+            ("setgrouprole", {"username": "member", "role": "admin"}),
+        ):
+            data = {"group_id": 424242, **extra}
             assert await code_of(owner.call(action, **data)) == "no_such_group", action
+        role = {"group_id": t.gid, "username": "root", "role": "admin"}
+        assert await code_of(owner.call("setgrouprole", **role)) == "not_member"
+        role["role"] = "king"
+        assert await code_of(owner.call("setgrouprole", **role)) == "invalid_request"
     finally:
         await t.close()
 
