@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from p2sp.server.db.engine import Database
@@ -42,6 +42,27 @@ class Draft:
 
 
 @dataclass(frozen=True, slots=True)
+class CursorMove:
+    """An acknowledged position: the user has everything up to ``seq``."""
+
+    user_id: int
+    conversation_id: int
+    seq: int
+
+
+#: Moves a delivery cursor forward, never back.
+_advance = (
+    update(members)
+    .where(
+        members.c.user_id == bindparam("uid"),
+        members.c.conversation_id == bindparam("cid"),
+        members.c.delivered_seq < bindparam("seq"),
+    )
+    .values(delivered_seq=bindparam("seq"))
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Stored:
     """Where a draft landed. ``duplicate``: it was a resend of ``message_id``."""
 
@@ -58,10 +79,22 @@ class MessageStore:
 
     # -- writing ------------------------------------------------------------------
 
-    async def commit_batch(self, drafts: Sequence[Draft]) -> list[Stored]:
-        """Store every draft in one transaction; results in the drafts' order."""
+    async def commit_batch(
+        self, drafts: Sequence[Draft], cursor_moves: Sequence[CursorMove] = ()
+    ) -> list[Stored]:
+        """Store every draft and move the given delivery cursors, in one
+        transaction; results in the drafts' order."""
         async with self.db.writer.begin() as conn:
-            return await self._store(conn, drafts)
+            stored = await self._store(conn, drafts) if drafts else []
+            if cursor_moves:
+                await conn.execute(
+                    _advance,
+                    [
+                        {"uid": m.user_id, "cid": m.conversation_id, "seq": m.seq}
+                        for m in cursor_moves
+                    ],
+                )
+            return stored
 
     async def _store(self, conn: AsyncConnection, drafts: Sequence[Draft]) -> list[Stored]:
         results: list[Stored | None] = [None] * len(drafts)
@@ -138,9 +171,15 @@ class MessageStore:
     async def _existing(
         self, conn: AsyncConnection, drafts: Sequence[Draft]
     ) -> dict[tuple[int | None, str], Stored]:
-        keys = {(d.sender_id, d.client_msg_id) for d in drafts if d.client_msg_id is not None}
-        if not keys:
+        by_sender: dict[int | None, set[str]] = {}
+        for d in drafts:
+            if d.client_msg_id is not None:
+                by_sender.setdefault(d.sender_id, set()).add(d.client_msg_id)
+        if not by_sender:
             return {}
+        # One ``sender_id = ? AND client_msg_id IN (...)`` per sender: an index
+        # search on the unique key in SQLite and PostgreSQL alike. (A row-value
+        # ``(sender_id, client_msg_id) IN (...)`` made SQLite scan the index.)
         rows = await conn.execute(
             select(
                 messages.c.sender_id,
@@ -149,7 +188,14 @@ class MessageStore:
                 messages.c.seq,
                 messages.c.id,
                 messages.c.created_at,
-            ).where(tuple_(messages.c.sender_id, messages.c.client_msg_id).in_(list(keys)))
+            ).where(
+                or_(
+                    *(
+                        and_(messages.c.sender_id == sender, messages.c.client_msg_id.in_(ids))
+                        for sender, ids in by_sender.items()
+                    )
+                )
+            )
         )
         return {(r[0], r[1]): Stored(r[2], r[3], r[4], r[5], True) for r in rows}
 
@@ -168,22 +214,6 @@ class MessageStore:
         )
         async with self.db.reader.connect() as conn:
             return {r[0]: (r[1], r[2]) for r in await conn.execute(stmt)}
-
-    async def advance(self, user_id: int, acks: dict[int, int]) -> None:
-        """Move delivery cursors forward (never back) in one transaction."""
-        stmt = (
-            update(members)
-            .where(
-                members.c.user_id == bindparam("uid"),
-                members.c.conversation_id == bindparam("cid"),
-                members.c.delivered_seq < bindparam("seq"),
-            )
-            .values(delivered_seq=bindparam("seq"))
-        )
-        async with self.db.writer.begin() as conn:
-            await conn.execute(
-                stmt, [{"uid": user_id, "cid": cid, "seq": seq} for cid, seq in acks.items()]
-            )
 
     # -- replay ---------------------------------------------------------------------
 

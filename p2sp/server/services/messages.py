@@ -17,7 +17,7 @@ from p2sp.common.message import AckItem, now_ms
 from p2sp.server.events import MessageView, message_event
 from p2sp.server.managers.connection import Session
 from p2sp.server.managers.router import Router
-from p2sp.server.repository.messages import Draft, MessageStore, Stored
+from p2sp.server.repository.messages import CursorMove, Draft, MessageStore, Stored
 from p2sp.server.services.directory import Directory
 from p2sp.server.services.writer import MessageWriter
 
@@ -115,9 +115,11 @@ class MessageService:
                 raise invalid_request(
                     f"acks: conversation {cid} has no message {seq} (last is {cursors[cid][1]})"
                 )
-        moves = {cid: seq for cid, seq in wanted.items() if seq > cursors[cid][0]}
+        moves = [
+            CursorMove(me.user_id, cid, seq) for cid, seq in wanted.items() if seq > cursors[cid][0]
+        ]
         if moves:
-            await self.store.advance(me.user_id, moves)
+            await self.writer.advance(moves)
 
 
 def sent_data(stored: Stored) -> dict[str, Any]:

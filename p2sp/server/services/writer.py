@@ -1,6 +1,7 @@
 """Group commit: messages that arrive together are committed together.
 
-One task owns the write path. It takes whatever drafts are queued (after a
+One task owns the write path (messages and delivery-cursor moves from
+``ack``). It takes whatever is queued (after a
 short window, ``commit_window`` seconds, to let a burst gather), stores them
 in one transaction, then runs each draft's ``on_commit`` callback in queue
 order before resolving the senders' futures. That order is the
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from p2sp.server.repository.messages import Draft, MessageStore, Stored
+from p2sp.server.repository.messages import CursorMove, Draft, MessageStore, Stored
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,12 @@ OnCommit = Callable[[Stored], None]
 
 @dataclass(slots=True)
 class _Job:
-    draft: Draft
+    """A draft to store, or (``draft`` None) cursor moves to apply."""
+
+    draft: Draft | None
     on_commit: OnCommit | None
-    future: asyncio.Future[Stored] = field(
+    moves: Sequence[CursorMove] = ()
+    future: asyncio.Future[Stored | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -60,9 +64,18 @@ class MessageWriter:
             self._task = None
 
     async def write(self, draft: Draft, on_commit: OnCommit | None = None) -> Stored:
+        stored = await self._enqueue(_Job(draft, on_commit))
+        assert stored is not None
+        return stored
+
+    async def advance(self, moves: Sequence[CursorMove]) -> None:
+        """Move delivery cursors in the next batch: acks share the messages'
+        transaction instead of queueing for the writer connection one by one."""
+        await self._enqueue(_Job(None, None, moves))
+
+    async def _enqueue(self, job: _Job) -> Stored | None:
         if self._closing:
             raise RuntimeError("the message writer is stopped")
-        job = _Job(draft, on_commit)
         self._queue.append(job)
         self._wakeup.set()
         return await job.future
@@ -78,12 +91,22 @@ class MessageWriter:
                     await asyncio.sleep(self.commit_window)
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
-            if batch:
+            if not batch:
+                continue
+            try:
                 await self._commit(batch)
+            except Exception as exc:
+                # A bug here must not stop the only writer: fail this batch's
+                # senders (they get internal_error) and go on.
+                log.exception("the message writer failed a batch")
+                for job in batch:
+                    self._fail(job, exc)
 
     async def _commit(self, batch: list[_Job]) -> None:
+        drafts = [j.draft for j in batch if j.draft is not None]
+        moves = [m for j in batch for m in j.moves]
         try:
-            results = await self.store.commit_batch([j.draft for j in batch])
+            stored = iter(await self.store.commit_batch(drafts, moves))
         except Exception:
             if len(batch) == 1:
                 log.exception("storing a message failed")
@@ -94,15 +117,16 @@ class MessageWriter:
                 await self._commit([job])
             return
         self.batches += 1
-        self.committed += len(batch)
-        for job, stored in zip(batch, results, strict=True):
-            if job.on_commit is not None and not stored.duplicate:
+        self.committed += len(drafts)
+        for job in batch:
+            result = next(stored) if job.draft is not None else None
+            if result is not None and job.on_commit is not None and not result.duplicate:
                 try:
-                    job.on_commit(stored)
+                    job.on_commit(result)
                 except Exception:
                     log.exception("delivering a committed message failed")
             if not job.future.done():
-                job.future.set_result(stored)
+                job.future.set_result(result)
 
     @staticmethod
     def _fail(job: _Job, exc: Exception) -> None:
