@@ -1,0 +1,358 @@
+"""The servers under test, started by the benchmark, and what /proc says about them.
+
+``P2spServer`` runs ``python -m p2sp.server`` on port 0 and reads the bound
+port from its log (as ``tests/e2e/conftest.py`` does); ``NgircdServer`` runs
+``ngircd -n -f CONF`` on a free loopback port with a configuration written to
+the run's temporary directory. Both raise the open-files limit of the child
+to its hard limit (``preexec_fn``) and are stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+LISTENING = re.compile(r"listening on (\S+):(\d+)")
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def raise_nofile() -> tuple[int, int]:
+    """Raise this process's open-files soft limit as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+class ProcStats:
+    """CPU seconds and memory of one process, from /proc (Linux)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu_times(self) -> tuple[float, float]:
+        """(utime, stime) of the process (all its threads), in seconds."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            stat = f.read()
+        # The command name (field 2) may contain spaces: split after its ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_times())
+
+    def thread_cpu(self) -> dict[int, float]:
+        """CPU seconds per thread (tid); the main thread's tid is the pid."""
+        out: dict[int, float] = {}
+        try:
+            tids = os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
+            return out
+        for tid in tids:
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            out[int(tid)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return out
+
+    def memory_kb(self) -> dict[str, int]:
+        """VmRSS (now) and VmHWM (peak RSS) in KiB, plus the thread count."""
+        out: dict[str, int] = {}
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "Threads"):
+                    out[key] = int(value.split()[0])
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        mem = self.memory_kb()
+        user, system = self.cpu_times()
+        return {
+            "cpu_s": round(user + system, 3),
+            "sys_s": round(system, 3),
+            "rss_kb": mem.get("VmRSS"),
+            "hwm_kb": mem.get("VmHWM"),
+            "threads": mem.get("Threads"),
+            "thread_cpu": self.thread_cpu(),
+            "machine_busy_s": machine_busy_seconds(),
+        }
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every process of the machine has used since boot (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def _preexec() -> None:
+    raise_nofile()
+
+
+def export_source(repo: Path, rev: str, dest: Path) -> None:
+    """``git archive REV p2sp`` into ``dest`` (reads the repository, changes nothing)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev, "p2sp"], cwd=repo, capture_output=True, timeout=120
+    )
+    if archive.returncode != 0:
+        raise ServerError(f"git archive {rev} failed: {archive.stderr.decode(errors='replace')}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+class _Managed:
+    name = "server"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.log_path = workdir / f"{self.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.host = HOST
+        self.port = 0
+        self.stats: ProcStats | None = None
+
+    def log(self) -> str:
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_text("utf-8", "replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, wait, SIGKILL if it will not go; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class P2spServer(_Managed):
+    name = "p2sp-server"
+
+    def __init__(
+        self,
+        workdir: Path,
+        database_url: str,
+        env: dict[str, str],
+        source: Path | None = None,
+    ) -> None:
+        super().__init__(workdir)
+        self.database_url = database_url
+        self.env = env
+        #: a directory holding a ``p2sp`` package to run instead of the installed one
+        self.source = source
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "p2sp.server",
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            "--database-url",
+            self.database_url,
+        ]
+
+    def start(self, timeout: float = 60.0) -> P2spServer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("P2SP_")}
+        env.update(self.env)
+        if self.source is not None:
+            env["PYTHONPATH"] = str(self.source)
+            check = subprocess.run(
+                [sys.executable, "-c", "import p2sp; print(p2sp.__file__)"],
+                env=env,
+                cwd=self.workdir,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if not check.stdout.startswith(str(self.source)):
+                raise ServerError(f"the server would not run from {self.source}: {check}")
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(),
+                cwd=self.workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_preexec,
+            )
+        self.stats = ProcStats(self.proc.pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = LISTENING.search(self.log())
+            if match:
+                self.port = int(match.group(2))
+                return self
+            if self.proc.poll() is not None:
+                raise ServerError(f"p2sp server exited with {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.05)
+        self.proc.kill()
+        raise ServerError(f"p2sp server did not start in {timeout} s:\n{self.log_tail()}")
+
+    def first_traceback(self, lines: int = 12) -> str:
+        """The end of the first traceback in the log (where it failed)."""
+        text = self.log()
+        start = text.find("Traceback")
+        if start < 0:
+            return ""
+        block = []
+        for line in text[start:].splitlines()[1:]:
+            if line[:4].isdigit():  # the next log record
+                break
+            block.append(line)
+        return "\n".join(block[-lines:])
+
+    def log_findings(self) -> dict[str, int]:
+        """What the server complained about during the run (counts of log lines)."""
+        text = self.log()
+        return {
+            "warnings": len(re.findall(r" WARNING ", text)),
+            "errors": len(re.findall(r" ERROR ", text)),
+            "tracebacks": text.count("Traceback"),
+            "slow_consumer_kicks": text.count("kicking"),
+        }
+
+
+NGIRCD_INSTALL = (
+    "ngircd is not installed. It is the C IRC server the comparison runs against:\n"
+    "    sudo apt-get update && sudo apt-get install -y ngircd\n"
+    "(Debian/Ubuntu package 'ngircd'; the benchmark starts it itself with its own\n"
+    "config in a temporary directory, so the packaged service need not run.)"
+)
+
+#: IRC operator the benchmark's clients become, to set user mode +F on themselves.
+IRC_OPER = ("bench", "bench-oper-pass")
+
+
+def ngircd_binary() -> str | None:
+    return shutil.which("ngircd") or next(
+        (p for p in ("/usr/sbin/ngircd", "/usr/local/sbin/ngircd") if os.path.exists(p)), None
+    )
+
+
+def ngircd_version(binary: str) -> str:
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else "?"
+
+
+class NgircdServer(_Managed):
+    """ngircd in the foreground with flood protection turned off as far as it goes.
+
+    ngircd has no global switch for its flood control. What the config can do:
+    ``MaxPenaltyTime = 0`` turns every penalty (the per-command and
+    bytes-per-second throttles) into zero seconds, and the connection limits
+    are lifted. What it cannot: a plain user is still handled 3 commands per
+    main-loop pass. Its user mode ``+F`` (settable by IRC operators only)
+    raises that to 10 and skips throttling altogether, so every benchmark
+    client OPERs itself (the ``[Operator]`` block below) and sets ``+F``.
+    """
+
+    name = "ngircd"
+
+    def __init__(self, workdir: Path, binary: str) -> None:
+        super().__init__(workdir)
+        self.binary = binary
+        self.conf_path = workdir / "ngircd.conf"
+
+    def config(self) -> str:
+        oper, password = IRC_OPER
+        return f"""\
+# Written by the p2sp benchmark; only ever listens on {HOST}.
+[Global]
+Name = bench.irc
+Info = p2sp benchmark peer
+Listen = {HOST}
+Ports = {self.port}
+MotdPhrase = benchmark
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxNickLength = 30
+MaxPenaltyTime = 0
+PingTimeout = 600
+PongTimeout = 600
+[Options]
+DNS = no
+Ident = no
+PAM = no
+[Operator]
+Name = {oper}
+Password = {password}
+"""
+
+    def command(self) -> list[str]:
+        return [self.binary, "-n", "-f", str(self.conf_path)]
+
+    def start(self, timeout: float = 30.0) -> NgircdServer:
+        self.port = free_port()
+        self.conf_path.write_text(self.config())
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(),
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_preexec,
+            )
+        self.stats = ProcStats(self.proc.pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(f"ngircd exited with {self.proc.returncode}:\n{self.log()}")
+            with socket.socket() as s:
+                s.settimeout(0.5)
+                if s.connect_ex((HOST, self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        self.proc.kill()
+        raise ServerError(f"ngircd did not start in {timeout} s:\n{self.log_tail()}")
