@@ -279,4 +279,4 @@ class ServerMessageHandler:
         return await self.messages.send_direct(session, data.to, data.text, data.client_msg_id)
 
     async def ack(self, conn: Connection, session: Session, data: Ack) -> None:
-        await self.messages.ack(session, data.acks)
+        await self.messages.ack(session, data.acks, conn.delivered)

@@ -22,7 +22,6 @@ from p2sp.server.managers.connection import CLOSE_GRACE, Connection
 from p2sp.server.managers.connections import ConnectionManager
 from p2sp.server.managers.replay import Replayer
 from p2sp.server.managers.router import LocalRouter
-from p2sp.server.repository.conversations import ConversationRepository
 from p2sp.server.repository.friends import FriendRepository
 from p2sp.server.repository.groups import GroupRepository
 from p2sp.server.repository.messages import MessageStore
@@ -85,7 +84,7 @@ class ChatServer:
             store, commit_window=settings.commit_window, max_batch=settings.commit_max_batch
         )
         friend_repo = FriendRepository(db)
-        directory = Directory(self.users.repo, friend_repo, ConversationRepository(db))
+        directory = Directory(self.users.repo, friend_repo)
         messages = MessageService(
             directory=directory,
             store=store,

@@ -24,7 +24,7 @@ class SlowFriends:
 
 async def test_an_add_during_a_load_is_not_lost() -> None:
     friends = SlowFriends()
-    directory = Directory(None, friends, None)  # type: ignore[arg-type]
+    directory = Directory(None, friends)  # type: ignore[arg-type]
     first = asyncio.ensure_future(directory.friends_of(1))  # snapshot: no friends
     second = asyncio.ensure_future(directory.friends_of(1))
     await asyncio.sleep(0)
@@ -40,7 +40,7 @@ async def test_an_add_during_a_load_is_not_lost() -> None:
 async def test_cached_sets_are_updated_in_place() -> None:
     friends = SlowFriends()
     friends.release.set()
-    directory = Directory(None, friends, None)  # type: ignore[arg-type]
+    directory = Directory(None, friends)  # type: ignore[arg-type]
     assert await directory.friends_of(1) == set()
     directory.remember_friends(1, 3)
     assert await directory.friends_of(1) == {3}

@@ -22,7 +22,7 @@ class FakeStore:
         out = []
         for d in drafts:
             self.seq += 1
-            out.append(Stored(d.conversation_id, self.seq, self.seq, d.created_at))
+            out.append(Stored(d.conversation, self.seq, self.seq, d.created_at))
         return out
 
 

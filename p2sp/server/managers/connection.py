@@ -91,6 +91,9 @@ class Connection(asyncio.Protocol):
         #: replay to look again before it hands over to live delivery.
         self.replaying = False
         self.missed = False
+        #: conversation id -> highest seq sent to this connection: what it may
+        #: ``ack`` without the database being asked.
+        self.delivered: dict[int, int] = {}
 
     def __repr__(self) -> str:
         who = self.session.username if self.session else "-"
@@ -193,6 +196,14 @@ class Connection(asyncio.Protocol):
             return False
         transport.write(frame)
         return True
+
+    def send_message(self, frame: bytes, conversation_id: int, seq: int) -> bool:
+        """``send`` a message event and remember that it was given (for acks)."""
+        if self.send(frame):
+            if seq > self.delivered.get(conversation_id, 0):
+                self.delivered[conversation_id] = seq
+            return True
+        return False
 
     def kick(self, reason: str) -> None:
         """Send ``kicked`` with a reason and close (PROTOCOL §4)."""

@@ -82,16 +82,21 @@ class ConnectionManager:
 
     # -- delivery -----------------------------------------------------------------
 
-    def deliver(self, user_id: int, frame: bytes) -> bool:
+    def deliver(self, user_id: int, frame: bytes, conversation_id: int = 0, seq: int = 0) -> bool:
+        """``frame`` to the user's session; a message (``seq`` > 0) is noted as given."""
         conn = self._by_user.get(user_id)
         if conn is None:
             return False
         if conn.replaying:
             conn.missed = True
             return False
+        if seq:
+            return conn.send_message(frame, conversation_id, seq)
         return conn.send(frame)
 
-    def deliver_many(self, user_ids: Iterable[int], frame: bytes) -> int:
+    def deliver_many(
+        self, user_ids: Iterable[int], frame: bytes, conversation_id: int = 0, seq: int = 0
+    ) -> int:
         by_user = self._by_user
         sent = 0
         for user_id in user_ids:
@@ -100,11 +105,18 @@ class ConnectionManager:
                 continue
             if conn.replaying:
                 conn.missed = True
-            elif conn.send(frame):
+            elif conn.send_message(frame, conversation_id, seq) if seq else conn.send(frame):
                 sent += 1
         return sent
 
-    def deliver_group(self, members: Set[int], sender_id: int | None, frame: bytes) -> int:
+    def deliver_group(
+        self,
+        members: Set[int],
+        sender_id: int | None,
+        frame: bytes,
+        conversation_id: int = 0,
+        seq: int = 0,
+    ) -> int:
         """One frame to every online member but the sender.
 
         Walks whichever is smaller, the members or the online sessions, so
@@ -114,7 +126,9 @@ class ConnectionManager:
             targets: Iterable[int] = members
         else:
             targets = [uid for uid in self._by_user if uid in members]
-        return self.deliver_many((uid for uid in targets if uid != sender_id), frame)
+        return self.deliver_many(
+            (uid for uid in targets if uid != sender_id), frame, conversation_id, seq
+        )
 
     def kick_user(self, user_id: int, reason: str) -> bool:
         """Kick the user's live session; its end is recorded when the socket closes."""

@@ -46,7 +46,9 @@ class Replayer:
                         continue
                     break
                 for view in views:
-                    conn.send(message_event(view, replay=True))
+                    conn.send_message(
+                        message_event(view, replay=True), view.conversation_id, view.seq
+                    )
                 count += len(views)
                 after = views[-1].message_id
                 await conn.writable()

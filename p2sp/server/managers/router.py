@@ -17,15 +17,25 @@ from p2sp.server.managers.connections import ConnectionManager
 class Router(Protocol):
     """The delivery interface services depend on."""
 
-    def deliver(self, user_id: int, frame: bytes) -> bool:
-        """Write ``frame`` to the user's session; False if it was not sent now."""
+    def deliver(self, user_id: int, frame: bytes, conversation_id: int = 0, seq: int = 0) -> bool:
+        """Write ``frame`` to the user's session; False if it was not sent now.
+        A message event names its ``conversation_id`` and ``seq``."""
         ...
 
-    def deliver_many(self, user_ids: Iterable[int], frame: bytes) -> int:
+    def deliver_many(
+        self, user_ids: Iterable[int], frame: bytes, conversation_id: int = 0, seq: int = 0
+    ) -> int:
         """The same bytes to many users; returns how many were sent."""
         ...
 
-    def deliver_group(self, members: Set[int], sender_id: int | None, frame: bytes) -> int:
+    def deliver_group(
+        self,
+        members: Set[int],
+        sender_id: int | None,
+        frame: bytes,
+        conversation_id: int = 0,
+        seq: int = 0,
+    ) -> int:
         """The same bytes to every online member of a group except the sender."""
         ...
 

@@ -1,12 +1,13 @@
 """Data access for ``messages`` and the delivery cursors.
 
-``commit_batch`` is the hot path: many messages, one transaction. Per
-conversation it takes its seqs with a single
-``UPDATE conversations SET last_seq = last_seq + n ... RETURNING last_seq``,
-so seqs are gap-free and assigned at commit in queue order, then inserts all
-rows with one ``executemany``. Resends (same sender and ``client_msg_id``)
-are answered with the stored original, whether it was committed earlier or
-sits earlier in the same batch. Plain Core rows throughout: no ORM objects.
+``commit_batch`` is the hot path: many messages, one transaction, and a
+fixed number of statements whatever the batch holds (``message_sql``):
+direct chats and system inboxes met for the first time are created in it
+(``ConversationKey``); resends (same sender and ``client_msg_id``) are
+answered with the stored original, whether it was committed earlier or sits
+earlier in the same batch; each conversation's seqs are taken with one
+``last_seq = last_seq + n`` per conversation, all in one statement, so seqs
+are gap-free and follow queue order; then every row is inserted at once.
 """
 
 from __future__ import annotations
@@ -15,24 +16,44 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+import msgspec
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from p2sp.server.db.engine import Database
 from p2sp.server.db.models import Base
 from p2sp.server.events import MessageView
+from p2sp.server.repository.message_sql import BatchSQL
 
 messages = Base.metadata.tables["messages"]
 conversations = Base.metadata.tables["conversations"]
 members = Base.metadata.tables["conversation_members"]
 users = Base.metadata.tables["users"]
 
+_json = msgspec.json.Encoder()
+
+
+def _rows(value: Any) -> tuple[str]:
+    """One JSON array parameter (SQLite's JSON functions take text, not bytes)."""
+    return (_json.encode(value).decode(),)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    """A direct chat or system inbox by its unique ``pair_key``: found, or
+    created with its ``members``, inside the transaction that stores the
+    message, so a first message costs no transaction of its own."""
+
+    pair_key: str
+    kind: str
+    members: tuple[int, ...]
+
 
 @dataclass(slots=True)
 class Draft:
     """A message waiting to be stored."""
 
-    conversation_id: int
+    conversation: int | ConversationKey
     sender_id: int | None
     content: str
     created_at: int
@@ -50,18 +71,6 @@ class CursorMove:
     seq: int
 
 
-#: Moves a delivery cursor forward, never back.
-_advance = (
-    update(members)
-    .where(
-        members.c.user_id == bindparam("uid"),
-        members.c.conversation_id == bindparam("cid"),
-        members.c.delivered_seq < bindparam("seq"),
-    )
-    .values(delivered_seq=bindparam("seq"))
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Stored:
     """Where a draft landed. ``duplicate``: it was a resend of ``message_id``."""
@@ -76,6 +85,7 @@ class Stored:
 class MessageStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.sql = BatchSQL.for_dialect(db.dialect)
 
     # -- writing ------------------------------------------------------------------
 
@@ -87,16 +97,20 @@ class MessageStore:
         async with self.db.writer.begin() as conn:
             stored = await self._store(conn, drafts) if drafts else []
             if cursor_moves:
-                await conn.execute(
-                    _advance,
-                    [
-                        {"uid": m.user_id, "cid": m.conversation_id, "seq": m.seq}
-                        for m in cursor_moves
-                    ],
+                furthest: dict[tuple[int, int], int] = {}
+                for m in cursor_moves:
+                    k = (m.user_id, m.conversation_id)
+                    if m.seq > furthest.get(k, 0):
+                        furthest[k] = m.seq
+                await conn.exec_driver_sql(
+                    self.sql.advance_cursors,
+                    _rows([[uid, cid, seq] for (uid, cid), seq in furthest.items()]),
                 )
             return stored
 
     async def _store(self, conn: AsyncConnection, drafts: Sequence[Draft]) -> list[Stored]:
+        sql = self.sql
+        conv_ids = await self._resolve(conn, drafts)
         results: list[Stored | None] = [None] * len(drafts)
         earlier = await self._existing(conn, drafts)
         first_in_batch: dict[tuple[int | None, str], int] = {}
@@ -115,48 +129,38 @@ class MessageStore:
         if fresh:
             counts: dict[int, int] = {}
             for i in fresh:
-                cid = drafts[i].conversation_id
+                cid = conv_ids[i]
                 counts[cid] = counts.get(cid, 0) + 1
-            next_seq: dict[int, int] = {}
-            for cid, n in counts.items():
-                last = (
-                    await conn.execute(
-                        update(conversations)
-                        .where(conversations.c.id == cid)
-                        .values(last_seq=conversations.c.last_seq + n)
-                        .returning(conversations.c.last_seq)
-                    )
-                ).scalar_one()
-                next_seq[cid] = last - n + 1
+            bumped = await conn.exec_driver_sql(
+                sql.bump_seqs, _rows(sorted([cid, n] for cid, n in counts.items()))
+            )
+            next_seq = {cid: last - counts[cid] + 1 for cid, last in bumped}
+            if len(next_seq) != len(counts):
+                missing = sorted(set(counts) - set(next_seq))
+                raise LookupError(f"no conversation with id {missing}")
             rows = []
             for i in fresh:
                 d = drafts[i]
-                seq = next_seq[d.conversation_id]
-                next_seq[d.conversation_id] = seq + 1
+                cid = conv_ids[i]
+                seq = next_seq[cid]
+                next_seq[cid] = seq + 1
+                notice = None if d.notice is None else _json.encode(d.notice).decode()
                 rows.append(
-                    {
-                        "conversation_id": d.conversation_id,
-                        "seq": seq,
-                        "sender_id": d.sender_id,
-                        "client_msg_id": d.client_msg_id,
-                        "type": d.type,
-                        "content": d.content,
-                        "created_at": d.created_at,
-                        "notice": d.notice,
-                    }
+                    [
+                        cid,
+                        seq,
+                        d.sender_id,
+                        d.client_msg_id,
+                        d.type,
+                        d.content,
+                        d.created_at,
+                        notice,
+                    ]
                 )
-            ids = (
-                (
-                    await conn.execute(
-                        insert(messages).returning(messages.c.id, sort_by_parameter_order=True),
-                        rows,
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for i, row, mid in zip(fresh, rows, ids, strict=True):
-                results[i] = Stored(row["conversation_id"], row["seq"], int(mid), row["created_at"])
+            inserted = await conn.exec_driver_sql(sql.insert_messages, _rows(rows))
+            ids = {(cid, seq): mid for mid, cid, seq in inserted}
+            for i, row in zip(fresh, rows, strict=True):
+                results[i] = Stored(row[0], row[1], int(ids[(row[0], row[1])]), row[6])
 
         for i, d in enumerate(drafts):
             if results[i] is None:  # a resend of a draft earlier in this batch
@@ -168,35 +172,57 @@ class MessageStore:
                 )
         return results  # type: ignore[return-value]
 
+    async def _resolve(self, conn: AsyncConnection, drafts: Sequence[Draft]) -> list[int]:
+        """Each draft's conversation id, creating the keyed ones not there yet."""
+        keys = {
+            d.conversation.pair_key: d.conversation
+            for d in drafts
+            if type(d.conversation) is ConversationKey
+        }
+        found: dict[str, int] = {}
+        if keys:
+            sql = self.sql
+            found = dict(
+                (k, i) for i, k in await conn.exec_driver_sql(sql.find_keyed, _rows(list(keys)))
+            )
+            missing = [keys[k] for k in keys if k not in found]
+            if missing:
+                created = dict(
+                    (k, i)
+                    for i, k in await conn.exec_driver_sql(
+                        sql.insert_keyed, _rows([[c.kind, c.pair_key] for c in missing])
+                    )
+                )
+                if created:
+                    await conn.exec_driver_sql(
+                        sql.insert_members,
+                        _rows(
+                            [[cid, uid] for k, cid in created.items() for uid in keys[k].members]
+                        ),
+                    )
+                    found.update(created)
+                if len(created) < len(missing):  # another process created them meanwhile
+                    found.update(
+                        dict(
+                            (k, i)
+                            for i, k in await conn.exec_driver_sql(
+                                sql.find_keyed,
+                                _rows([c.pair_key for c in missing if c.pair_key not in found]),
+                            )
+                        )
+                    )
+        return [
+            d.conversation if type(d.conversation) is int else found[d.conversation.pair_key]  # type: ignore[union-attr]
+            for d in drafts
+        ]
+
     async def _existing(
         self, conn: AsyncConnection, drafts: Sequence[Draft]
     ) -> dict[tuple[int | None, str], Stored]:
-        by_sender: dict[int | None, set[str]] = {}
-        for d in drafts:
-            if d.client_msg_id is not None:
-                by_sender.setdefault(d.sender_id, set()).add(d.client_msg_id)
-        if not by_sender:
+        wanted = {(d.sender_id, d.client_msg_id) for d in drafts if d.client_msg_id is not None}
+        if not wanted:
             return {}
-        # One ``sender_id = ? AND client_msg_id IN (...)`` per sender: an index
-        # search on the unique key in SQLite and PostgreSQL alike. (A row-value
-        # ``(sender_id, client_msg_id) IN (...)`` made SQLite scan the index.)
-        rows = await conn.execute(
-            select(
-                messages.c.sender_id,
-                messages.c.client_msg_id,
-                messages.c.conversation_id,
-                messages.c.seq,
-                messages.c.id,
-                messages.c.created_at,
-            ).where(
-                or_(
-                    *(
-                        and_(messages.c.sender_id == sender, messages.c.client_msg_id.in_(ids))
-                        for sender, ids in by_sender.items()
-                    )
-                )
-            )
-        )
+        rows = await conn.exec_driver_sql(self.sql.find_sent, _rows(list(wanted)))
         return {(r[0], r[1]): Stored(r[2], r[3], r[4], r[5], True) for r in rows}
 
     # -- cursors ------------------------------------------------------------------

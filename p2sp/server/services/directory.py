@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from p2sp.server.repository.conversations import ConversationRepository
+from p2sp.server.db.models import direct_pair_key, system_pair_key
 from p2sp.server.repository.friends import FriendRepository
+from p2sp.server.repository.messages import ConversationKey
 from p2sp.server.repository.users import SYSTEM_USER, UserRepository
 
 MAX_NAMES = 200_000
@@ -39,11 +40,9 @@ class Directory:
         self,
         users: UserRepository,
         friends: FriendRepository,
-        conversations: ConversationRepository,
     ) -> None:
         self._users = users
         self._friends = friends
-        self._conversations = conversations
         self._by_key: dict[str, UserRef] = {}
         self._friend_sets: dict[int, set[int]] = {}
         self._loading: dict[int, asyncio.Future[set[int]]] = {}
@@ -103,25 +102,26 @@ class Directory:
             elif user in self._loading:
                 self._added_while_loading.setdefault(user, set()).add(friend)
 
-    async def direct_conversation(self, a: int, b: int) -> int:
-        """The direct chat of two users (created on first use); ids never change."""
+    def direct_conversation(self, a: int, b: int) -> int | ConversationKey:
+        """The direct chat of two users: its id once known (ids never change),
+        else its key, which the message writer finds or creates in the
+        transaction of the message (then ``learn`` it)."""
         key = (a, b) if a < b else (b, a)
         found = self._keyed.get(key)
-        if found is None:
-            found = await self._conversations.direct(a, b)
-            self._remember(key, found)
-        return found
+        if found is not None:
+            return found
+        return ConversationKey(direct_pair_key(a, b), "direct", key)
 
-    async def system_conversation(self, user_id: int) -> int:
-        """A user's system inbox (created on first use)."""
-        key = (0, user_id)
-        found = self._keyed.get(key)
-        if found is None:
-            found = await self._conversations.system(user_id)
-            self._remember(key, found)
-        return found
+    def system_conversation(self, user_id: int) -> int | ConversationKey:
+        """A user's system inbox: its id once known, else its key (as above)."""
+        found = self._keyed.get((0, user_id))
+        if found is not None:
+            return found
+        return ConversationKey(system_pair_key(user_id), "system", (user_id,))
 
-    def _remember(self, key: tuple[int, int], conversation_id: int) -> None:
+    def learn(self, key: ConversationKey, conversation_id: int) -> None:
+        """Remember the id a keyed conversation was stored under."""
         if len(self._keyed) >= MAX_CONVERSATIONS:
             self._keyed.clear()
-        self._keyed[key] = conversation_id
+        m = key.members
+        self._keyed[(0, m[0]) if key.kind == "system" else (m[0], m[1])] = conversation_id

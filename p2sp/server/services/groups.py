@@ -347,7 +347,9 @@ class GroupService:
                 group_id=group.id,
                 group_name=group.name,
             )
-            router.deliver_group(members, sender_id, message_event(view))
+            router.deliver_group(
+                members, sender_id, message_event(view), stored.conversation_id, stored.seq
+            )
 
         return await self.writer.write(draft, deliver)
 

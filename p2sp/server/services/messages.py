@@ -10,6 +10,7 @@ so live delivery follows commit order. The cursor moves only on ``ack``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from p2sp.common.exceptions import ChatError, invalid_request
@@ -17,7 +18,13 @@ from p2sp.common.message import AckItem, now_ms
 from p2sp.server.events import MessageView, message_event
 from p2sp.server.managers.connection import Session
 from p2sp.server.managers.router import Router
-from p2sp.server.repository.messages import CursorMove, Draft, MessageStore, Stored
+from p2sp.server.repository.messages import (
+    ConversationKey,
+    CursorMove,
+    Draft,
+    MessageStore,
+    Stored,
+)
 from p2sp.server.services.directory import Directory
 from p2sp.server.services.writer import MessageWriter
 
@@ -59,11 +66,13 @@ class MessageService:
             me.user_id
         ):
             raise ChatError("not_friends", f"{target.username} is not your friend; add them first")
-        conv_id = await self.directory.direct_conversation(me.user_id, target.id)
-        draft = Draft(conv_id, me.user_id, text, now_ms(), client_msg_id=client_msg_id)
-        sender, recipient, router = me.username, target, self.router
+        conv = self.directory.direct_conversation(me.user_id, target.id)
+        draft = Draft(conv, me.user_id, text, now_ms(), client_msg_id=client_msg_id)
+        sender, recipient, router, directory = me.username, target, self.router, self.directory
 
         def deliver(stored: Stored) -> None:
+            if type(conv) is ConversationKey:
+                directory.learn(conv, stored.conversation_id)
             view = MessageView(
                 stored.conversation_id,
                 stored.seq,
@@ -75,17 +84,19 @@ class MessageService:
                 stored.sent_at,
                 recipient=recipient.username,
             )
-            router.deliver(recipient.id, message_event(view))
+            router.deliver(recipient.id, message_event(view), stored.conversation_id, stored.seq)
 
         return sent_data(await self.writer.write(draft, deliver))
 
     async def notify(self, user_id: int, notice: dict[str, Any], text: str) -> Stored:
         """Store a system notice in the user's inbox and push it if they are online."""
-        conv_id = await self.directory.system_conversation(user_id)
-        draft = Draft(conv_id, None, text, now_ms(), type="system", notice=notice)
-        router = self.router
+        conv = self.directory.system_conversation(user_id)
+        draft = Draft(conv, None, text, now_ms(), type="system", notice=notice)
+        router, directory = self.router, self.directory
 
         def deliver(stored: Stored) -> None:
+            if type(conv) is ConversationKey:
+                directory.learn(conv, stored.conversation_id)
             view = MessageView(
                 stored.conversation_id,
                 stored.seq,
@@ -97,29 +108,37 @@ class MessageService:
                 stored.sent_at,
                 notice=notice,
             )
-            router.deliver(user_id, message_event(view))
+            router.deliver(user_id, message_event(view), stored.conversation_id, stored.seq)
 
         return await self.writer.write(draft, deliver)
 
-    async def ack(self, me: Session, acks: list[AckItem]) -> None:
+    async def ack(self, me: Session, acks: list[AckItem], given: Mapping[int, int]) -> None:
         """Advance cursors; an ack naming a conversation not the user's, or a
-        seq not yet assigned, is refused whole and changes nothing."""
+        seq not yet assigned, is refused whole and changes nothing.
+
+        ``given`` is what this connection was sent (conversation -> highest
+        seq): an ack within it is valid without asking the database, which
+        is nearly every ack. Only the rest (say, an ack sent again after a
+        reconnect) is checked against the user's memberships and each
+        conversation's last seq. A cursor only moves forward: the writer's
+        update skips a seq at or behind it.
+        """
         wanted: dict[int, int] = {}
         for item in acks:
-            wanted[item.conversation_id] = max(item.seq, wanted.get(item.conversation_id, 0))
-        cursors = await self.store.cursors(me.user_id, wanted)
-        for cid, seq in wanted.items():
-            if cid not in cursors:
-                raise invalid_request(f"acks: conversation {cid} is not one of yours")
-            if seq > cursors[cid][1]:
-                raise invalid_request(
-                    f"acks: conversation {cid} has no message {seq} (last is {cursors[cid][1]})"
-                )
-        moves = [
-            CursorMove(me.user_id, cid, seq) for cid, seq in wanted.items() if seq > cursors[cid][0]
-        ]
-        if moves:
-            await self.writer.advance(moves)
+            if item.seq > wanted.get(item.conversation_id, 0):
+                wanted[item.conversation_id] = item.seq
+        unknown = [cid for cid, seq in wanted.items() if seq > given.get(cid, 0)]
+        if unknown:
+            cursors = await self.store.cursors(me.user_id, unknown)
+            for cid in unknown:
+                if cid not in cursors:
+                    raise invalid_request(f"acks: conversation {cid} is not one of yours")
+                if wanted[cid] > cursors[cid][1]:
+                    raise invalid_request(
+                        f"acks: conversation {cid} has no message {wanted[cid]} "
+                        f"(last is {cursors[cid][1]})"
+                    )
+        await self.writer.advance([CursorMove(me.user_id, cid, seq) for cid, seq in wanted.items()])
 
 
 def sent_data(stored: Stored) -> dict[str, Any]:
