@@ -232,7 +232,25 @@ def machine() -> dict[str, Any]:
         "cpu_model": model,
         "python": platform.python_version(),
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+        "calibration_ms": calibrate(),
     }
+
+
+def calibrate() -> float:
+    """Milliseconds for a fixed pure-Python loop (best of 3): the machine's speed now.
+
+    The machine is a VM whose speed drifts with its host's load (no steal time
+    shows in the guest): the same loop varies by 30 % and more between idle
+    moments. Compare runs taken at different times with this figure at hand.
+    """
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        x = 0
+        for i in range(1_000_000):
+            x += i
+        best = min(best, time.perf_counter() - t)
+    return round(best * 1000, 1)
 
 
 def command_line() -> str:
@@ -654,7 +672,11 @@ def run_messaging(
         "send_rate_per_s": round(ok / send_span, 1) if send_span > 0 else None,
         "latency_ms": lat.summary_ms(),
         "send_ack_ms": merged([d["send_hist"] for d in done]).summary_ms(),
-        "acks": "off (--no-ack)" if args.no_ack else f"every {args.ack_interval} s or 200",
+        "acks": "none (IRC has no delivery ack)"
+        if peer == "ngircd"
+        else "off (--no-ack)"
+        if args.no_ack
+        else f"every {args.ack_interval} s or 200",
         "ack_requests": sum(d["ack_requests"] for d in done),
         "ack_errors": _sum_counts(d["ack_errors"] for d in done),
         "kicked": _sum_counts(d["kicked"] for d in done),
@@ -925,7 +947,8 @@ def render(report: dict[str, Any]) -> str:
             else ""
         ),
         f"machine : {report['machine']['cpus']} CPUs ({report['machine']['cpu_model']}), "
-        f"load before {report['machine']['loadavg_before']}",
+        f"load before {report['machine']['loadavg_before']}, calibration "
+        f"{report['machine']['calibration_ms']} ms (fixed Python loop; lower = faster)",
         f"server  : {report['server'].get('command', '')}"
         + (f"  [{report['server_source']}]" if report.get("server_source") else ""),
     ]

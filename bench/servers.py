@@ -250,12 +250,19 @@ class P2spServer(_Managed):
     def log_findings(self) -> dict[str, int]:
         """What the server complained about during the run (counts of log lines)."""
         text = self.log()
-        return {
+        found = {
             "warnings": len(re.findall(r" WARNING ", text)),
             "errors": len(re.findall(r" ERROR ", text)),
             "tracebacks": text.count("Traceback"),
             "slow_consumer_kicks": text.count("kicking"),
         }
+        # The writer's totals, logged at shutdown: how well group commit batched.
+        m = re.search(r"message writer: (\d+) messages and (\d+) acks in (\d+) transactions", text)
+        if m:
+            found["writer_messages"], found["writer_acks"], found["writer_transactions"] = map(
+                int, m.groups()
+            )
+        return found
 
 
 NGIRCD_INSTALL = (

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The runs behind bench/RESULTS.md, one after another, each bounded.
 # Usage: [REV=commit] bench/suite.sh [NAME ...]   (no names: all).
-# Writes bench/results/NAME.{txt,json}.
+# Writes bench/results/REV/NAME.{txt,json}.
 # Each run starts and stops its own server on 127.0.0.1; nothing else is touched.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 # The server runs from a clean export of this commit (others may be editing p2sp/).
 REV=${REV:-$(git rev-parse --short HEAD)}
-OUT=bench/results
+OUT=bench/results/$REV
 mkdir -p "$OUT"
 
 declare -A RUNS=(

@@ -13,11 +13,12 @@ What a message carries: its text is ``<sender index>:<n>:<monotonic ns>``,
 process of the machine, so a receiver in another process computes the
 latency as ``now - ns``. In paced mode a message that had to wait behind its
 client's previous send (window full) carries the time it was *scheduled*
-for, so that wait counts against latency (no coordinated omission). A receiver
-keeps the highest ``n`` seen per sender: a higher one
-is new, anything else is a duplicate (or out of order, which the server
-promises never to do per conversation); what a sender got ``ok`` for and no
-receiver saw is lost.
+for, so that wait counts against latency (no coordinated omission).
+
+A receiver keeps the highest ``n`` seen per sender: a higher one is new,
+anything else is a duplicate (or out of order, which the server promises
+never to do per conversation); what a sender got ``ok`` for and no receiver
+saw is lost.
 """
 
 from __future__ import annotations

@@ -189,6 +189,13 @@ class ChatServer:
             await self.users.flush()
         if self.writer is not None:
             await self.writer.stop()
+            w = self.writer
+            log.info(
+                "message writer: %d messages and %d acks in %d transactions",
+                w.committed,
+                w.acks,
+                w.batches,
+            )
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), self.settings.shutdown_grace)

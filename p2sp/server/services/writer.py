@@ -49,8 +49,10 @@ class MessageWriter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        #: Transactions, messages and ack requests committed since start.
         self.batches = 0
         self.committed = 0
+        self.acks = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="message-writer")
@@ -118,6 +120,7 @@ class MessageWriter:
             return
         self.batches += 1
         self.committed += len(drafts)
+        self.acks += len(batch) - len(drafts)
         for job in batch:
             result = next(stored) if job.draft is not None else None
             if result is not None and job.on_commit is not None and not result.duplicate:
