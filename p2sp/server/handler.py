@@ -10,6 +10,7 @@ with ``error``/``internal_error`` and no detail, and the connection lives on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from p2sp.server.services.friends import FriendService
 from p2sp.server.services.groups import GroupService
 from p2sp.server.services.messages import MessageService
 from p2sp.server.services.users import UserService
+from p2sp.server.services.writer import Pending
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,9 @@ class Reply:
     after: Callable[[], Awaitable[Any]]
 
 
-ActionFunc = Callable[[Connection, Any, Any], Awaitable[dict[str, Any] | Reply | None]]
+ActionFunc = Callable[
+    [Connection, Any, Any], Awaitable[dict[str, Any] | Reply | Pending[Any] | None]
+]
 
 INTERNAL_ERROR = ChatError(
     "internal_error", "the server failed to handle this request", status="error"
@@ -180,7 +184,8 @@ class ServerMessageHandler:
             conn.send(error_response_frame(None, exc))
             return
         frame, after = await self.dispatch(conn, request)
-        conn.send(frame)
+        if frame is not None:
+            conn.send(frame)
         if after is not None:
             try:
                 await after()
@@ -189,8 +194,9 @@ class ServerMessageHandler:
 
     async def dispatch(
         self, conn: Connection, request: Request
-    ) -> tuple[bytes, Callable[[], Awaitable[Any]] | None]:
-        """Run one request; returns the response frame and any follow-up work."""
+    ) -> tuple[bytes | None, Callable[[], Awaitable[Any]] | None]:
+        """Run one request; returns the response frame (None: it will be sent
+        when the request's commit is done) and any follow-up work."""
         action = self.actions.get(request.action)
         if action is None:
             err = ChatError("unknown_action", f"unknown action {request.action!r}", status="error")
@@ -199,6 +205,9 @@ class ServerMessageHandler:
             session = self._authenticate(conn, request) if action.needs_session else conn.session
             data = decode_data(request, action.data_type, action.decoder)
             result = await action.func(conn, session, data)
+            if type(result) is Pending:
+                self._answer_on_commit(conn, request.id, result)
+                return None, None
             if isinstance(result, Reply):
                 return response_frame(request.id, data=result.data), result.after
             return response_frame(request.id, data=result), None
@@ -207,6 +216,25 @@ class ServerMessageHandler:
         except Exception:
             log.exception("%r: action %s failed", conn, request.action)
             return error_response_frame(request.id, INTERNAL_ERROR), None
+
+    @staticmethod
+    def _answer_on_commit(conn: Connection, request_id: int | None, pending: Pending[Any]) -> None:
+        """Send the response once the writer has committed (in commit order)."""
+
+        def answer(future: asyncio.Future[Any]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                # The writer logged the cause; the client learns only that it failed.
+                frame = error_response_frame(request_id, INTERNAL_ERROR)
+            else:
+                try:
+                    frame = response_frame(request_id, data=pending.data(future.result()))
+                except Exception:
+                    log.exception("%r: answering request %s failed", conn, request_id)
+                    frame = error_response_frame(request_id, INTERNAL_ERROR)
+            conn.send(frame)
+
+        conn.track(pending.future)
+        pending.future.add_done_callback(answer)
 
     @staticmethod
     def _authenticate(conn: Connection, request: Request) -> Session:
@@ -275,8 +303,8 @@ class ServerMessageHandler:
     async def list_friends(self, conn: Connection, session: Session, data: Empty) -> dict:
         return await self.friends.list(session)
 
-    async def send(self, conn: Connection, session: Session, data: SendDirect) -> dict:
+    async def send(self, conn: Connection, session: Session, data: SendDirect) -> Pending[Any]:
         return await self.messages.send_direct(session, data.to, data.text, data.client_msg_id)
 
-    async def ack(self, conn: Connection, session: Session, data: Ack) -> None:
-        await self.messages.ack(session, data.acks, conn.delivered)
+    async def ack(self, conn: Connection, session: Session, data: Ack) -> Pending[None]:
+        return await self.messages.ack(session, data.acks, conn.delivered)

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from p2sp.client.client import Client, RequestFailed
+from p2sp.common.message import request_frame
 from tests.e2e.conftest import PASSWORD, RawConnection, ServerProcess, db_execute, table
 
 pytestmark = pytest.mark.timeout(180)
@@ -377,3 +378,39 @@ async def test_ack_refusals_change_nothing(server: ServerProcess) -> None:
     got, _ = await replay_until_sync(bob)
     assert [m["text"] for m in got] == ["one"]  # the refused acks moved nothing
     await bob.close()
+
+
+async def test_pipelined_sends_commit_in_order_and_are_all_answered_before_a_half_close(
+    server: ServerProcess,
+) -> None:
+    """A client may send without waiting for each ``ok``: the server goes on
+    with the next request while the last commits, and still commits a
+    connection's messages in the order sent, answers every one of them, and
+    closes only after the answers when the client half-closes."""
+    await befriend(server, "alice", "bob")
+    bob = await login(server, "bob", auto_ack=False)
+    conn = await RawConnection.open(server)
+    try:
+        token = (await conn.request("login", {"username": "alice", "password": PASSWORD}))["data"][
+            "auth_token"
+        ]
+        count = 200
+        conn.writer.write(
+            b"".join(
+                request_frame("send", 100 + i, {"to": "bob", "text": f"p{i}"}, token)
+                for i in range(count)
+            )
+        )
+        conn.writer.write_eof()
+        assert await conn.closed_by_server(timeout=30)
+        answers = {f["payload"]["id"]: f["payload"] for f in conn.frames if f["type"] == "response"}
+        assert sorted(answers) == list(range(100, 100 + count))
+        assert {a["code"] for a in answers.values()} == {"ok"}
+        seqs = [answers[100 + i]["data"]["seq"] for i in range(count)]
+        assert seqs == sorted(seqs) and len(set(seqs)) == count
+        got = await direct_messages(bob, count)
+        assert [m["text"] for m in got] == [f"p{i}" for i in range(count)]
+        assert [m["seq"] for m in got] == seqs
+    finally:
+        await conn.close()
+        await bob.close()

@@ -109,3 +109,42 @@ async def test_send_after_close_is_refused(manager: ConnectionManager) -> None:
     conn.kick("shutdown")
     assert transport.closed
     assert not conn.send(b"late")
+
+
+async def test_requests_waiting_for_a_commit_are_bounded_per_connection(
+    manager: ConnectionManager,
+) -> None:
+    """Pipelining has a limit: past MAX_IN_FLIGHT unanswered requests the
+    connection's worker waits for one to be answered before the next."""
+    import asyncio
+
+    from p2sp.common.protocol import encode_frame
+    from p2sp.server.managers.connection import MAX_IN_FLIGHT
+
+    loop = asyncio.get_running_loop()
+    started: list[asyncio.Future[None]] = []
+
+    class Pipelining(NullHandler):
+        async def handle_frame(self, conn, payload) -> None:
+            fut = loop.create_future()
+            started.append(fut)
+            conn.track(fut)
+
+    conn = Connection(manager, Pipelining(), max_frame=4096, send_buffer_limit=1 << 20)
+    conn.connection_made(FakeTransport())  # type: ignore[arg-type]
+    conn.data_received(b"".join(encode_frame(b"{}") for _ in range(MAX_IN_FLIGHT + 5)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(started) == MAX_IN_FLIGHT
+    started[0].set_result(None)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(started) == MAX_IN_FLIGHT + 1
+    for _ in range(2):  # the rest, and then those the worker starts meanwhile
+        for fut in started:
+            if not fut.done():
+                fut.set_result(None)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    await asyncio.wait_for(conn.drained(), 1)
+    assert len(started) == MAX_IN_FLIGHT + 5

@@ -34,6 +34,7 @@ async def test_a_burst_is_one_batch_with_the_acks_and_callbacks_in_order() -> No
     store = FakeStore()
     writer = MessageWriter(store, commit_window=0.01, max_batch=100)  # type: ignore[arg-type]
     writer.start()
+    await asyncio.sleep(0)  # the writer now waits for work, then for the window
     seen: list[int] = []
     results = await asyncio.gather(
         *(writer.write(draft(f"m{i}"), lambda s: seen.append(s.seq)) for i in range(5)),

@@ -9,6 +9,10 @@ is kicked as a slow consumer instead of slowing anyone who writes to it.
 Requests of one connection are handled one after another, in arrival order,
 by a worker task that exists only while there is work; reading pauses while
 too many decoded requests wait, so a flooding client is throttled by TCP.
+A request whose answer waits only for the message writer's commit (send,
+sendgroup, ack) is answered when that commit is done, while the worker goes
+on: it has already taken its place in the commit order, so a client's
+messages still commit in the order sent, several per batch.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import collections
 import itertools
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from p2sp.common.exceptions import ProtocolError
 from p2sp.common.message import event_frame
@@ -32,6 +36,9 @@ log = logging.getLogger(__name__)
 #: Decoded requests a connection may have waiting before reading pauses.
 INBOX_HIGH = 64
 INBOX_LOW = 16
+#: Requests of one connection waiting for their commit (``track``) before
+#: the next request waits for one of them.
+MAX_IN_FLIGHT = 64
 #: How long a closing connection may take to flush before it is cut.
 CLOSE_GRACE = 2.0
 #: Unsent bytes above which a replay waits for the socket to drain.
@@ -84,6 +91,9 @@ class Connection(asyncio.Protocol):
         self._worker: asyncio.Task[None] | None = None
         self._paused = False
         self._eof = False
+        #: Requests answered when their commit is done (created on first use:
+        #: most connections are idle).
+        self._in_flight: set[asyncio.Future[Any]] | None = None
         self._writable = asyncio.Event()
         self._writable.set()
         #: While the login replay runs, live deliveries are not written (they
@@ -132,7 +142,7 @@ class Connection(asyncio.Protocol):
         # Half-closed by the client: answer what it already sent, then close.
         self._eof = True
         if self._worker is None:
-            self.transport.close()  # type: ignore[union-attr]
+            self._close_when_answered()
         return True
 
     def pause_writing(self) -> None:
@@ -165,19 +175,44 @@ class Connection(asyncio.Protocol):
                     # a bug. Close this connection rather than leave it hung.
                     log.exception("%r: request handling crashed", self)
                     self.close_with_error("internal_error", "the server failed; reconnect")
+                in_flight = self._in_flight
+                if in_flight and len(in_flight) >= MAX_IN_FLIGHT:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 if self._paused and len(inbox) <= INBOX_LOW and not self.closing:
                     self._paused = False
                     self.transport.resume_reading()  # type: ignore[union-attr]
         finally:
             self._worker = None
-            if self._eof and self.transport is not None:
-                self.transport.close()
+            if self._eof:
+                self._close_when_answered()
+
+    def _close_when_answered(self) -> None:
+        """Close after the last answers still waiting for a commit are written."""
+        if self.transport is None:
+            return
+        if not self._in_flight:
+            self.transport.close()
+            return
+        transport = self.transport
+        waiting = asyncio.ensure_future(asyncio.wait(list(self._in_flight)))
+        # The answers' own callbacks were added first, so they have run by now.
+        waiting.add_done_callback(lambda _: transport.close())
+
+    def track(self, future: asyncio.Future[Any]) -> None:
+        """Count a request that is answered when ``future`` is done (pipelining:
+        the worker goes on with the next request meanwhile, up to ``MAX_IN_FLIGHT``)."""
+        if self._in_flight is None:
+            self._in_flight = set()
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
 
     async def drained(self) -> None:
-        """Wait until the requests already received have been handled."""
+        """Wait until the requests already received have been handled and answered."""
         worker = self._worker
         if worker is not None:
             await asyncio.shield(worker)
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight))
 
     # -- output -------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from p2sp.server.repository.groups import GroupRepository, GroupRow
 from p2sp.server.repository.messages import Draft, Stored
 from p2sp.server.services.directory import Directory
 from p2sp.server.services.messages import MessageService, sent_data
-from p2sp.server.services.writer import MessageWriter
+from p2sp.server.services.writer import MessageWriter, Pending
 
 MAX_GROUPS_PER_CREATOR = 10
 PUBLIC_ROOM = "public"
@@ -308,27 +308,48 @@ class GroupService:
 
     async def send(
         self, me: Session, group_id: int, text: str, client_msg_id: str | None
-    ) -> dict[str, Any]:
+    ) -> Pending[Stored]:
+        """Queue a group message; the answer waits for its commit (see ``Pending``)."""
         self.messages.check_text(text)
         group = await self.group(group_id)
         if me.user_id not in await self.member_set(group.id):
             raise ChatError("not_member", f"you are not in {group.name}")
         if group.blocked:
             raise ChatError("group_blocked", f"{group.name} is blocked by an administrator")
-        stored = await self.post(group, me.user_id, me.username, text, client_msg_id=client_msg_id)
-        return sent_data(stored)
+        future = await self.submit(
+            group, me.user_id, me.username, text, client_msg_id=client_msg_id
+        )
+        return Pending(future, sent_data)
 
     async def post(
         self,
         group: GroupRow,
-        sender_id: int,
+        sender_id: int | None,
         sender: str,
         text: str,
         *,
         client_msg_id: str | None = None,
         system: bool = False,
     ) -> Stored:
-        """Store a group message and fan it out: one frame for every online member."""
+        """Store a group message and fan it out; returns once committed."""
+        return await (
+            await self.submit(
+                group, sender_id, sender, text, client_msg_id=client_msg_id, system=system
+            )
+        )
+
+    async def submit(
+        self,
+        group: GroupRow,
+        sender_id: int | None,
+        sender: str,
+        text: str,
+        *,
+        client_msg_id: str | None = None,
+        system: bool = False,
+    ) -> asyncio.Future[Stored]:
+        """Queue a group message; once committed it goes out as one frame for
+        every online member. The member set is read now, in request order."""
         members = await self.member_set(group.id)
         type_ = "system" if system else "text"
         draft = Draft(group.id, sender_id, text, now_ms(), type=type_, client_msg_id=client_msg_id)
@@ -351,7 +372,7 @@ class GroupService:
                 members, sender_id, message_event(view), stored.conversation_id, stored.seq
             )
 
-        return await self.writer.write(draft, deliver)
+        return self.writer.submit(draft, deliver)
 
     async def set_blocked(self, group: GroupRow, blocked: bool) -> None:
         await self.repo.set_blocked(group.id, blocked)

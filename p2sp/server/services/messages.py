@@ -26,7 +26,7 @@ from p2sp.server.repository.messages import (
     Stored,
 )
 from p2sp.server.services.directory import Directory
-from p2sp.server.services.writer import MessageWriter
+from p2sp.server.services.writer import MessageWriter, Pending
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class MessageService:
 
     async def send_direct(
         self, me: Session, to: str, text: str, client_msg_id: str | None
-    ) -> dict[str, Any]:
+    ) -> Pending[Stored]:
+        """Queue a direct message; the answer (``sent_data``) waits for its commit."""
         self.check_text(text)
         target = await self.directory.user(to)
         if target is None:
@@ -86,7 +87,7 @@ class MessageService:
             )
             router.deliver(recipient.id, message_event(view), stored.conversation_id, stored.seq)
 
-        return sent_data(await self.writer.write(draft, deliver))
+        return Pending(self.writer.submit(draft, deliver), sent_data)
 
     async def notify(self, user_id: int, notice: dict[str, Any], text: str) -> Stored:
         """Store a system notice in the user's inbox and push it if they are online."""
@@ -112,7 +113,9 @@ class MessageService:
 
         return await self.writer.write(draft, deliver)
 
-    async def ack(self, me: Session, acks: list[AckItem], given: Mapping[int, int]) -> None:
+    async def ack(
+        self, me: Session, acks: list[AckItem], given: Mapping[int, int]
+    ) -> Pending[None]:
         """Advance cursors; an ack naming a conversation not the user's, or a
         seq not yet assigned, is refused whole and changes nothing.
 
@@ -138,7 +141,12 @@ class MessageService:
                         f"acks: conversation {cid} has no message {wanted[cid]} "
                         f"(last is {cursors[cid][1]})"
                     )
-        await self.writer.advance([CursorMove(me.user_id, cid, seq) for cid, seq in wanted.items()])
+        moves = [CursorMove(me.user_id, cid, seq) for cid, seq in wanted.items()]
+        return Pending(self.writer.advance(moves), _no_data)
+
+
+def _no_data(_: object) -> None:
+    return None
 
 
 def sent_data(stored: Stored) -> dict[str, Any]:

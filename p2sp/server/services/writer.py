@@ -18,12 +18,30 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from p2sp.server.repository.messages import CursorMove, Draft, MessageStore, Stored
 
 log = logging.getLogger(__name__)
 
 OnCommit = Callable[[Stored], None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Pending(Generic[T]):
+    """An action's answer that waits for the writer's commit.
+
+    The action has done everything that must happen in request order (its
+    checks, and queueing its draft or cursor move, which fixes its place in
+    the commit order); the handler answers with ``data(result)`` once
+    ``future`` resolves and meanwhile goes on with the connection's next
+    request. So a client with several sends in flight has them committed in
+    one batch instead of one batch each, in order.
+    """
+
+    future: asyncio.Future[T]
+    data: Callable[[T], dict[str, Any] | None]
 
 
 @dataclass(slots=True)
@@ -66,21 +84,25 @@ class MessageWriter:
             self._task = None
 
     async def write(self, draft: Draft, on_commit: OnCommit | None = None) -> Stored:
-        stored = await self._enqueue(_Job(draft, on_commit))
-        assert stored is not None
-        return stored
+        """Store ``draft``; returns once it is committed."""
+        return await self.submit(draft, on_commit)
 
-    async def advance(self, moves: Sequence[CursorMove]) -> None:
+    def submit(self, draft: Draft, on_commit: OnCommit | None = None) -> asyncio.Future[Stored]:
+        """Queue ``draft`` now (its place in the commit order is fixed here);
+        the future resolves once it is committed. ``on_commit`` runs first."""
+        return self._enqueue(_Job(draft, on_commit))  # type: ignore[return-value]
+
+    def advance(self, moves: Sequence[CursorMove]) -> asyncio.Future[None]:
         """Move delivery cursors in the next batch: acks share the messages'
         transaction instead of queueing for the writer connection one by one."""
-        await self._enqueue(_Job(None, None, moves))
+        return self._enqueue(_Job(None, None, moves))  # type: ignore[return-value]
 
-    async def _enqueue(self, job: _Job) -> Stored | None:
+    def _enqueue(self, job: _Job) -> asyncio.Future[Stored | None]:
         if self._closing:
             raise RuntimeError("the message writer is stopped")
         self._queue.append(job)
         self._wakeup.set()
-        return await job.future
+        return job.future
 
     async def _run(self) -> None:
         while True:
