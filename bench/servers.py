@@ -2,9 +2,10 @@
 
 ``P2spServer`` runs ``python -m p2sp.server`` on port 0 and reads the bound
 port from its log (as ``tests/e2e/conftest.py`` does); ``NgircdServer`` runs
-``ngircd -n -f CONF`` on a free loopback port with a configuration written to
-the run's temporary directory. Both raise the open-files limit of the child
-to its hard limit (``preexec_fn``) and are stopped with SIGTERM.
+``ngircd -n -f CONF`` with a configuration written to the run's temporary
+directory, on a loopback socket the benchmark opens and hands over (see
+``NgircdServer``). Both raise the open-files limit of the child to its hard
+limit (``preexec_fn``) and are stopped with SIGTERM.
 """
 
 from __future__ import annotations
@@ -300,7 +301,23 @@ class NgircdServer(_Managed):
     main-loop pass. Its user mode ``+F`` (settable by IRC operators only)
     raises that to 10 and skips throttling altogether, so every benchmark
     client OPERs itself (the ``[Operator]`` block below) and sets ``+F``.
+
+    The listening socket is not ngircd's own: ngircd calls ``listen(sock, 10)``
+    with no setting to change it, and a queue of 10 overflows when the workers
+    open hundreds of connections at once. The kernel then drops the last ACK of
+    the handshake: the client believes it is connected, ngircd never accepts
+    the connection, the retried SYN-ACKs let in about 11 at a time, and after
+    the last retry the rest are reset ("connection lost" during registration,
+    no error in ngircd's log, ``TcpExtListenOverflows`` rising). So the
+    benchmark binds and listens itself, with the backlog the p2sp server uses,
+    and passes the socket the systemd way (``LISTEN_FDS``, fd 3), which ngircd
+    takes instead of opening its ``Ports``.
     """
+
+    #: the p2sp server's backlog (``p2sp/server/server.py``), so both see the same queue
+    BACKLOG = 4096
+    #: where systemd socket activation puts the first socket (``SD_LISTEN_FDS_START``)
+    LISTEN_FD = 3
 
     name = "ngircd"
 
@@ -340,26 +357,49 @@ Password = {password}
         return [self.binary, "-n", "-f", str(self.conf_path)]
 
     def start(self, timeout: float = 30.0) -> NgircdServer:
-        self.port = free_port()
-        self.conf_path.write_text(self.config())
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(),
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_preexec,
-            )
+        listener = socket.socket()
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((HOST, 0))
+            listener.listen(self.BACKLOG)
+            self.port = int(listener.getsockname()[1])
+            self.conf_path.write_text(self.config())
+            fd = listener.fileno()
+
+            def preexec() -> None:
+                raise_nofile()
+                # fd 3 is open here (the listener got it if it was free), so
+                # pass_fds=(3,) is valid; put the listener there if it is not.
+                if fd != self.LISTEN_FD:
+                    os.dup2(fd, self.LISTEN_FD)
+                os.putenv("LISTEN_PID", str(os.getpid()))
+                os.putenv("LISTEN_FDS", "1")
+
+            with self.log_path.open("ab") as log:
+                self.proc = subprocess.Popen(
+                    self.command(),
+                    cwd=self.workdir,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    pass_fds=(self.LISTEN_FD,),
+                    preexec_fn=preexec,
+                )
+        finally:
+            listener.close()  # ngircd has its own copy now
         self.stats = ProcStats(self.proc.pid)
+        # The kernel accepts connections on the socket from the start: wait for
+        # ngircd to say it took the socket and is serving.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ServerError(f"ngircd exited with {self.proc.returncode}:\n{self.log()}")
-            with socket.socket() as s:
-                s.settimeout(0.5)
-                if s.connect_ex((HOST, self.port)) == 0:
-                    return self
+            log_text = self.log()
+            if "ready." in log_text:
+                if "from systemd" not in log_text:
+                    self.stop()
+                    raise ServerError(f"ngircd did not take the listening socket:\n{log_text}")
+                return self
             time.sleep(0.05)
         self.proc.kill()
         raise ServerError(f"ngircd did not start in {timeout} s:\n{self.log_tail()}")
