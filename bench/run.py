@@ -49,6 +49,7 @@ from bench.servers import (
 from bench.stats import merged
 from bench.wire import PASSWORD, P2Conn, RequestFailed, Sink
 from bench.worker import child_main
+from p2sp.client.client import ACK_INTERVAL
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("dm", "fanout", "login", "idle", "replay")
@@ -149,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--server-log-level", default="INFO", help="P2SP_LOG_LEVEL of the server")
     p.add_argument(
-        "--ack-interval", type=float, default=0.2, help="receivers flush acks this often (s)"
+        "--ack-interval",
+        type=float,
+        default=ACK_INTERVAL,
+        help="receivers flush acks this often (s); the default is the SDK's",
     )
     p.add_argument(
         "--no-ack",

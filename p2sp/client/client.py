@@ -79,6 +79,13 @@ _READ_CHUNK: Final = 64 * 1024
 MAX_ACKS_PER_REQUEST: Final = 1000
 #: pending acknowledgements that trigger a flush without waiting for ``ack_interval``
 ACK_BATCH: Final = 200
+#: default ``ack_interval``: the longest a taken message waits to be acknowledged.
+#: Each ``ack`` is a request the server reads, commits and answers; at 0.2 s a
+#: client getting a few messages a second acked nearly every one of them,
+#: which cost the server about as much as the messages themselves
+#: (bench/RESULTS.md). The price of waiting longer is only that a client which
+#: crashes gets up to this many seconds of messages again at its next login.
+ACK_INTERVAL: Final = 1.0
 
 ConversationId = Hashable
 
@@ -148,7 +155,7 @@ class Client:
         reconnect_delay: float = 0.5,
         reconnect_max_delay: float = 10.0,
         auto_ack: bool = True,
-        ack_interval: float = 0.2,
+        ack_interval: float = ACK_INTERVAL,
     ) -> None:
         self.host = host
         self.port = port
