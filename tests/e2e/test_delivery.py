@@ -72,6 +72,8 @@ async def test_online_delivery_in_order(server: ServerProcess) -> None:
     alice = await login(server, "alice")
     bob = await login(server, "bob")
     try:
+        # Live, not replayed: what arrives during bob's login replay is sent by the replay.
+        await bob.next_event("sync_done", timeout=10)
         sent = [await alice.send("bob", f"m{i}") for i in range(50)]
         got = await direct_messages(bob, 50)
         assert [m["text"] for m in got] == [f"m{i}" for i in range(50)]

@@ -40,9 +40,11 @@ async def store(database_url: str) -> AsyncIterator[MessageStore]:
                 for i in (1, 2, 3)
             ],
         )
+    store = MessageStore(db)
     try:
-        yield MessageStore(db)
+        yield store
     finally:
+        await store.close()
         await db.dispose()
 
 

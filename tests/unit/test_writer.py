@@ -15,6 +15,8 @@ class FakeStore:
         self.calls: list[tuple[list[str], list[CursorMove]]] = []
         self.seq = 0
 
+    async def close(self) -> None: ...
+
     async def commit_batch(self, drafts, cursor_moves=()):
         self.calls.append(([d.content for d in drafts], list(cursor_moves)))
         if any(d.content == "poison" for d in drafts):

@@ -8,17 +8,28 @@ answered with the stored original, whether it was committed earlier or sits
 earlier in the same batch; each conversation's seqs are taken with one
 ``last_seq = last_seq + n`` per conversation, all in one statement, so seqs
 are gap-free and follow queue order; then every row is inserted at once.
+
+The batch is plain synchronous code over a ``run(sql, params) -> rows``
+function, so it runs whole wherever its connection lives: on a SQLite file,
+on the writer's own thread and connection (one hand-off per batch; through
+aiosqlite every statement was three: execute, fetch, close, and at low load,
+with a message or two per batch, those hand-offs were most of the server's
+CPU); elsewhere (PostgreSQL, in-memory SQLite) inside SQLAlchemy's
+``run_sync`` on the writer engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from p2sp.server.db.engine import Database
 from p2sp.server.db.models import Base
@@ -31,6 +42,9 @@ members = Base.metadata.tables["conversation_members"]
 users = Base.metadata.tables["users"]
 
 _json = msgspec.json.Encoder()
+
+#: Runs one statement with its parameters and returns its rows.
+Run = Callable[[str, tuple[Any, ...]], list[Any]]
 
 
 def _rows(value: Any) -> tuple[str]:
@@ -86,6 +100,20 @@ class MessageStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.sql = BatchSQL.for_dialect(db.dialect)
+        self._thread: ThreadPoolExecutor | None = None
+        self._sqlite: sqlite3.Connection | None = None
+        if db.sqlite_file is not None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="p2sp-message-writer")
+
+    async def close(self) -> None:
+        """Close the writer's own SQLite connection and thread, if it has them."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        if self._sqlite is not None:
+            await asyncio.get_running_loop().run_in_executor(thread, self._sqlite.close)
+            self._sqlite = None
+        thread.shutdown(wait=False)
 
     # -- writing ------------------------------------------------------------------
 
@@ -94,25 +122,65 @@ class MessageStore:
     ) -> list[Stored]:
         """Store every draft and move the given delivery cursors, in one
         transaction; results in the drafts' order."""
+        if self._thread is not None:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._commit_on_sqlite, drafts, cursor_moves
+            )
         async with self.db.writer.begin() as conn:
-            stored = await self._store(conn, drafts) if drafts else []
-            if cursor_moves:
-                furthest: dict[tuple[int, int], int] = {}
-                for m in cursor_moves:
-                    k = (m.user_id, m.conversation_id)
-                    if m.seq > furthest.get(k, 0):
-                        furthest[k] = m.seq
-                await conn.exec_driver_sql(
-                    self.sql.advance_cursors,
-                    _rows([[uid, cid, seq] for (uid, cid), seq in furthest.items()]),
-                )
-            return stored
+            return await conn.run_sync(self._commit_on, drafts, cursor_moves)
 
-    async def _store(self, conn: AsyncConnection, drafts: Sequence[Draft]) -> list[Stored]:
+    def _commit_on_sqlite(
+        self, drafts: Sequence[Draft], cursor_moves: Sequence[CursorMove]
+    ) -> list[Stored]:
+        """On the writer's thread: the batch in one transaction of its own connection."""
+        if self._sqlite is None:
+            self._sqlite = self.db.connect_sqlite()
+        conn = self._sqlite
+
+        def run(sql: str, params: tuple[Any, ...]) -> list[Any]:
+            return conn.execute(sql, params).fetchall()
+
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            stored = self._commit(run, drafts, cursor_moves)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return stored
+
+    def _commit_on(
+        self, conn: Connection, drafts: Sequence[Draft], cursor_moves: Sequence[CursorMove]
+    ) -> list[Stored]:
+        """Through SQLAlchemy (``run_sync``): its transaction is the caller's."""
+
+        def run(sql: str, params: tuple[Any, ...]) -> list[Any]:
+            result = conn.exec_driver_sql(sql, params)
+            return list(result.all()) if result.returns_rows else []
+
+        return self._commit(run, drafts, cursor_moves)
+
+    def _commit(
+        self, run: Run, drafts: Sequence[Draft], cursor_moves: Sequence[CursorMove]
+    ) -> list[Stored]:
+        stored = self._store(run, drafts) if drafts else []
+        if cursor_moves:
+            furthest: dict[tuple[int, int], int] = {}
+            for m in cursor_moves:
+                k = (m.user_id, m.conversation_id)
+                if m.seq > furthest.get(k, 0):
+                    furthest[k] = m.seq
+            run(
+                self.sql.advance_cursors,
+                _rows([[uid, cid, seq] for (uid, cid), seq in furthest.items()]),
+            )
+        return stored
+
+    def _store(self, run: Run, drafts: Sequence[Draft]) -> list[Stored]:
         sql = self.sql
-        conv_ids = await self._resolve(conn, drafts)
+        conv_ids = self._resolve(run, drafts)
         results: list[Stored | None] = [None] * len(drafts)
-        earlier = await self._existing(conn, drafts)
+        earlier = self._existing(run, drafts)
         first_in_batch: dict[tuple[int | None, str], int] = {}
         fresh: list[int] = []
         for i, d in enumerate(drafts):
@@ -131,9 +199,7 @@ class MessageStore:
             for i in fresh:
                 cid = conv_ids[i]
                 counts[cid] = counts.get(cid, 0) + 1
-            bumped = await conn.exec_driver_sql(
-                sql.bump_seqs, _rows(sorted([cid, n] for cid, n in counts.items()))
-            )
+            bumped = run(sql.bump_seqs, _rows(sorted([cid, n] for cid, n in counts.items())))
             next_seq = {cid: last - counts[cid] + 1 for cid, last in bumped}
             if len(next_seq) != len(counts):
                 missing = sorted(set(counts) - set(next_seq))
@@ -157,8 +223,7 @@ class MessageStore:
                         notice,
                     ]
                 )
-            inserted = await conn.exec_driver_sql(sql.insert_messages, _rows(rows))
-            ids = {(cid, seq): mid for mid, cid, seq in inserted}
+            ids = {(cid, seq): mid for mid, cid, seq in run(sql.insert_messages, _rows(rows))}
             for i, row in zip(fresh, rows, strict=True):
                 results[i] = Stored(row[0], row[1], int(ids[(row[0], row[1])]), row[6])
 
@@ -172,7 +237,7 @@ class MessageStore:
                 )
         return results  # type: ignore[return-value]
 
-    async def _resolve(self, conn: AsyncConnection, drafts: Sequence[Draft]) -> list[int]:
+    def _resolve(self, run: Run, drafts: Sequence[Draft]) -> list[int]:
         """Each draft's conversation id, creating the keyed ones not there yet."""
         keys = {
             d.conversation.pair_key: d.conversation
@@ -182,19 +247,17 @@ class MessageStore:
         found: dict[str, int] = {}
         if keys:
             sql = self.sql
-            found = dict(
-                (k, i) for i, k in await conn.exec_driver_sql(sql.find_keyed, _rows(list(keys)))
-            )
+            found = {k: i for i, k in run(sql.find_keyed, _rows(list(keys)))}
             missing = [keys[k] for k in keys if k not in found]
             if missing:
-                created = dict(
-                    (k, i)
-                    for i, k in await conn.exec_driver_sql(
+                created = {
+                    k: i
+                    for i, k in run(
                         sql.insert_keyed, _rows([[c.kind, c.pair_key] for c in missing])
                     )
-                )
+                }
                 if created:
-                    await conn.exec_driver_sql(
+                    run(
                         sql.insert_members,
                         _rows(
                             [[cid, uid] for k, cid in created.items() for uid in keys[k].members]
@@ -202,27 +265,18 @@ class MessageStore:
                     )
                     found.update(created)
                 if len(created) < len(missing):  # another process created them meanwhile
-                    found.update(
-                        dict(
-                            (k, i)
-                            for i, k in await conn.exec_driver_sql(
-                                sql.find_keyed,
-                                _rows([c.pair_key for c in missing if c.pair_key not in found]),
-                            )
-                        )
-                    )
+                    rest = [c.pair_key for c in missing if c.pair_key not in found]
+                    found.update({k: i for i, k in run(sql.find_keyed, _rows(rest))})
         return [
             d.conversation if type(d.conversation) is int else found[d.conversation.pair_key]  # type: ignore[union-attr]
             for d in drafts
         ]
 
-    async def _existing(
-        self, conn: AsyncConnection, drafts: Sequence[Draft]
-    ) -> dict[tuple[int | None, str], Stored]:
+    def _existing(self, run: Run, drafts: Sequence[Draft]) -> dict[tuple[int | None, str], Stored]:
         wanted = {(d.sender_id, d.client_msg_id) for d in drafts if d.client_msg_id is not None}
         if not wanted:
             return {}
-        rows = await conn.exec_driver_sql(self.sql.find_sent, _rows(list(wanted)))
+        rows = run(self.sql.find_sent, _rows(list(wanted)))
         return {(r[0], r[1]): Stored(r[2], r[3], r[4], r[5], True) for r in rows}
 
     # -- cursors ------------------------------------------------------------------

@@ -76,12 +76,13 @@ class MessageWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="message-writer")
 
     async def stop(self) -> None:
-        """Commit what is queued, then stop."""
+        """Commit what is queued, then stop (and let the store close its connection)."""
         self._closing = True
         self._wakeup.set()
         if self._task is not None:
             await self._task
             self._task = None
+        await self.store.close()
 
     async def write(self, draft: Draft, on_commit: OnCommit | None = None) -> Stored:
         """Store ``draft``; returns once it is committed."""
