@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from p2sp.common.message import decode_json
@@ -15,6 +17,7 @@ class FakeTransport:
 
     def __init__(self) -> None:
         self.buffer = bytearray()
+        self.writes = 0
         self.closed = False
         self.aborted = False
 
@@ -23,6 +26,7 @@ class FakeTransport:
 
     def write(self, data: bytes) -> None:
         self.buffer += data
+        self.writes += 1
 
     def close(self) -> None:
         self.closed = True
@@ -90,6 +94,7 @@ async def test_slow_consumer_is_kicked_and_others_still_get_frames(
     manager.attach(fast, Session(2, "fast", "t", False))
     frame = b"x" * 60
     assert manager.deliver_many([1, 2], frame) == 2
+    await asyncio.sleep(0)  # the loop pass ends: queued frames are written
     tf.buffer.clear()  # the fast client reads
     assert manager.deliver_many([1, 2], frame) == 1  # the slow one is over its limit
     assert ts.closed
@@ -99,9 +104,29 @@ async def test_slow_consumer_is_kicked_and_others_still_get_frames(
         "reason": "slow_consumer"
     }
     assert slow.closing and not fast.closing
+    await asyncio.sleep(0)
     tf.buffer.clear()
     assert manager.deliver(2, frame)
     assert not manager.deliver(1, frame)
+
+
+async def test_frames_of_one_loop_pass_go_out_in_one_write(manager: ConnectionManager) -> None:
+    """A fan-out gives a connection several frames in one pass: one system call."""
+    conn, transport = _conn(manager, limit=10_000)
+    other, tother = _conn(manager, limit=10_000)
+    manager.attach(conn, Session(1, "a", "t", False))
+    manager.attach(other, Session(2, "b", "t", False))
+    for i in range(5):
+        manager.deliver_many([1, 2], f"frame{i};".encode())
+    assert transport.writes == tother.writes == 0  # nothing written mid-pass
+    await asyncio.sleep(0)
+    assert transport.writes == tother.writes == 1
+    assert bytes(transport.buffer) == b"frame0;frame1;frame2;frame3;frame4;"
+    # A kick still comes after what was queued before it.
+    conn.send(b"last;")
+    conn.kick("shutdown")
+    assert bytes(transport.buffer).startswith(b"frame0;frame1;frame2;frame3;frame4;last;")
+    assert transport.closed
 
 
 async def test_send_after_close_is_refused(manager: ConnectionManager) -> None:

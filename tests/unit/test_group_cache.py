@@ -73,4 +73,5 @@ async def test_deliver_group_reaches_online_members_but_the_sender() -> None:
         for t in transports.values():
             t.buffer.clear()
         assert manager.deliver_group(members, 1, b"frame") == 2
+        await asyncio.sleep(0)  # queued frames are written when the loop pass ends
         assert [uid for uid, t in transports.items() if t.buffer] == [2, 3]

@@ -8,6 +8,8 @@ look again, or that message is silently skipped until the next login.
 
 from __future__ import annotations
 
+import asyncio
+
 from p2sp.common.message import decode_json
 from p2sp.common.protocol import FrameDecoder
 from p2sp.server.events import MessageView, message_event
@@ -56,6 +58,7 @@ async def test_a_message_committed_during_the_last_query_is_replayed() -> None:
     store = RacingStore(manager)
 
     count = await Replayer(store).replay(conn, session)  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # queued frames are written when the loop pass ends
 
     out = frames(transport)
     assert [(f["type"], f["payload"].get("seq")) for f in out] == [
@@ -68,6 +71,7 @@ async def test_a_message_committed_during_the_last_query_is_replayed() -> None:
     assert not conn.replaying
     # After the handover, live delivery goes straight out.
     manager.deliver(1, message_event(view(3)))
+    await asyncio.sleep(0)
     assert frames(transport)[-1]["payload"]["seq"] == 3
 
 

@@ -96,6 +96,8 @@ class Connection(asyncio.Protocol):
         self._in_flight: set[asyncio.Future[Any]] | None = None
         self._writable = asyncio.Event()
         self._writable.set()
+        #: Frames queued in this pass of the loop (``send``).
+        self._out: list[bytes] = []
         #: While the login replay runs, live deliveries are not written (they
         #: would overtake older replayed messages); ``missed`` tells the
         #: replay to look again before it hands over to live delivery.
@@ -159,6 +161,7 @@ class Connection(asyncio.Protocol):
         self.closing = True
         self._writable.set()  # release a replay waiting to write
         self._inbox.clear()
+        self._out = []
         self.manager.remove(self)
         self.handler.connection_closed(self)
 
@@ -191,12 +194,17 @@ class Connection(asyncio.Protocol):
         if self.transport is None:
             return
         if not self._in_flight:
+            self.flush()
             self.transport.close()
             return
-        transport = self.transport
         waiting = asyncio.ensure_future(asyncio.wait(list(self._in_flight)))
         # The answers' own callbacks were added first, so they have run by now.
-        waiting.add_done_callback(lambda _: transport.close())
+        waiting.add_done_callback(lambda _: self._close_now())
+
+    def _close_now(self) -> None:
+        if self.transport is not None:
+            self.flush()
+            self.transport.close()
 
     def track(self, future: asyncio.Future[Any]) -> None:
         """Count a request that is answered when ``future`` is done (pipelining:
@@ -219,8 +227,14 @@ class Connection(asyncio.Protocol):
     def send(self, frame: bytes) -> bool:
         """Queue one frame; never waits. False when the frame will not be delivered.
 
-        A client that has let more than ``send_buffer_limit`` bytes pile up is
-        kicked as a slow consumer: what it missed waits in the database.
+        Frames queued in one pass of the event loop go out together, in one
+        system call, when the pass ends (``flush``): uvloop writes at once on
+        every ``transport.write``, and a fan-out or a commit's callbacks give a
+        connection several frames in the same pass. A client that has let more
+        than ``send_buffer_limit`` bytes pile up is kicked as a slow consumer:
+        what it missed waits in the database. The limit applies to what the
+        socket has not taken: frames still queued for this pass are not yet
+        the client's fault (a replay page queues hundreds at once).
         """
         transport = self.transport
         if self.closing or transport is None:
@@ -229,8 +243,19 @@ class Connection(asyncio.Protocol):
             log.warning("%r: send buffer over %d bytes, kicking", self, self.send_buffer_limit)
             self.kick("slow_consumer")
             return False
-        transport.write(frame)
+        if not self._out:
+            self.manager.flush_soon(self)
+        self._out.append(frame)
         return True
+
+    def flush(self) -> None:
+        """Write the frames ``send`` queued, as one write."""
+        out = self._out
+        if not out:
+            return
+        self._out = []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def send_message(self, frame: bytes, conversation_id: int, seq: int) -> bool:
         """``send`` a message event and remember that it was given (for acks)."""
@@ -251,6 +276,7 @@ class Connection(asyncio.Protocol):
     def _final(self, frame: bytes) -> None:
         if self.closing or self.transport is None:
             return
+        self.flush()  # what was queued before goes first
         self.closing = True
         self._inbox.clear()
         transport = self.transport

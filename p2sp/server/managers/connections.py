@@ -26,8 +26,26 @@ class ConnectionManager:
         self._connections: set[Connection] = set()
         self._by_user: dict[int, Connection] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        #: Connections with frames queued in this pass of the loop (``flush_soon``).
+        self._unflushed: list[Connection] = []
 
     # -- connections ------------------------------------------------------------
+
+    def flush_soon(self, conn: Connection) -> None:
+        """Have ``conn`` write its queued frames once the current callbacks are done.
+
+        One callback flushes every connection that queued something in this
+        pass, so a fan-out costs one system call per recipient per pass, not
+        one per frame.
+        """
+        if not self._unflushed:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._unflushed.append(conn)
+
+    def _flush(self) -> None:
+        conns, self._unflushed = self._unflushed, []
+        for conn in conns:
+            conn.flush()
 
     def add(self, conn: Connection) -> None:
         self._connections.add(conn)

@@ -51,6 +51,7 @@ class Replayer:
                     )
                 count += len(views)
                 after = views[-1].message_id
+                conn.flush()  # so that writable() below knows what the socket holds
                 await conn.writable()
         finally:
             conn.replaying = False
