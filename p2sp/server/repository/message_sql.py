@@ -2,13 +2,13 @@
 
 A batch of any size is a fixed number of statements: every row of a step
 travels as one JSON array parameter that the database unpacks itself
-(``json_each`` in SQLite, ``jsonb_array_elements`` in PostgreSQL). On
-SQLite under aiosqlite every statement is a round trip to the driver's
-thread, and with SQLAlchemy a Python-side compile; a statement per
-conversation (seq bumps, conversation creation) made the cost of a batch
-grow with the number of distinct conversations in it, which with 1,000
-clients chatting at random is nearly one per message. Plain SQL, not
-SQLAlchemy Core: these run through ``exec_driver_sql`` and skip compiling.
+(``json_each`` in SQLite, ``jsonb_array_elements`` in PostgreSQL). A
+statement per conversation (seq bumps, conversation creation) made the
+cost of a batch grow with the number of distinct conversations in it,
+which with 1,000 clients chatting at random is nearly one per message.
+Plain SQL, not SQLAlchemy Core: nothing to compile per batch, and the same
+text runs on the writer's own ``sqlite3`` connection or through
+``exec_driver_sql`` (see ``messages.MessageStore``).
 
 Every array holds arrays (positional fields) in the order the docstring of
 each statement gives. ``notice`` travels as JSON text (or null).
