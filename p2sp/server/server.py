@@ -80,11 +80,14 @@ class ChatServer:
         db = self.db
         self.users = build_user_service(settings, db)
         store = MessageStore(db)
-        self.writer = MessageWriter(
-            store, commit_window=settings.commit_window, max_batch=settings.commit_max_batch
-        )
         friend_repo = FriendRepository(db)
         directory = Directory(self.users.repo, friend_repo)
+        self.writer = MessageWriter(
+            store,
+            commit_window=settings.commit_window,
+            max_batch=settings.commit_max_batch,
+            learn=directory.learn,
+        )
         messages = MessageService(
             directory=directory,
             store=store,

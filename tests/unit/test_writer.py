@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from p2sp.server.repository.messages import CursorMove, Draft, Stored
+from p2sp.server.repository.messages import ConversationKey, CursorMove, Draft, Stored
 from p2sp.server.services.writer import MessageWriter
 
 
@@ -24,7 +24,8 @@ class FakeStore:
         out = []
         for d in drafts:
             self.seq += 1
-            out.append(Stored(d.conversation, self.seq, self.seq, d.created_at))
+            cid = 42 if isinstance(d.conversation, ConversationKey) else d.conversation
+            out.append(Stored(cid, self.seq, self.seq, d.created_at))
         return out
 
 
@@ -78,3 +79,18 @@ async def test_a_failing_callback_does_not_stop_the_writer() -> None:
     await writer.stop()
     with pytest.raises(RuntimeError):
         await writer.write(draft("after stop"))
+
+
+async def test_the_id_of_a_conversation_created_in_a_batch_is_learned() -> None:
+    learned: list[tuple[ConversationKey, int]] = []
+    writer = MessageWriter(
+        FakeStore(),  # type: ignore[arg-type]
+        commit_window=0.01,
+        max_batch=100,
+        learn=lambda key, cid: learned.append((key, cid)),
+    )
+    writer.start()
+    key = ConversationKey("d:1:2", "direct", (1, 2))
+    await asyncio.gather(writer.write(Draft(key, 1, "first", 0)), writer.write(draft("known")))
+    await writer.stop()
+    assert learned == [(key, 42)]

@@ -19,7 +19,6 @@ from p2sp.server.events import MessageView, message_event
 from p2sp.server.managers.connection import Session
 from p2sp.server.managers.router import Router
 from p2sp.server.repository.messages import (
-    ConversationKey,
     CursorMove,
     Draft,
     MessageStore,
@@ -69,11 +68,9 @@ class MessageService:
             raise ChatError("not_friends", f"{target.username} is not your friend; add them first")
         conv = self.directory.direct_conversation(me.user_id, target.id)
         draft = Draft(conv, me.user_id, text, now_ms(), client_msg_id=client_msg_id)
-        sender, recipient, router, directory = me.username, target, self.router, self.directory
+        sender, recipient, router = me.username, target, self.router
 
         def deliver(stored: Stored) -> None:
-            if type(conv) is ConversationKey:
-                directory.learn(conv, stored.conversation_id)
             view = MessageView(
                 stored.conversation_id,
                 stored.seq,
@@ -93,11 +90,9 @@ class MessageService:
         """Store a system notice in the user's inbox and push it if they are online."""
         conv = self.directory.system_conversation(user_id)
         draft = Draft(conv, None, text, now_ms(), type="system", notice=notice)
-        router, directory = self.router, self.directory
+        router = self.router
 
         def deliver(stored: Stored) -> None:
-            if type(conv) is ConversationKey:
-                directory.learn(conv, stored.conversation_id)
             view = MessageView(
                 stored.conversation_id,
                 stored.seq,

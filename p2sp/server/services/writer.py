@@ -20,7 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from p2sp.server.repository.messages import CursorMove, Draft, MessageStore, Stored
+from p2sp.server.repository.messages import (
+    ConversationKey,
+    CursorMove,
+    Draft,
+    MessageStore,
+    Stored,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +65,20 @@ class _Job:
 class MessageWriter:
     """The single writer of messages; ``await write(draft)`` returns once committed."""
 
-    def __init__(self, store: MessageStore, *, commit_window: float, max_batch: int) -> None:
+    def __init__(
+        self,
+        store: MessageStore,
+        *,
+        commit_window: float,
+        max_batch: int,
+        learn: Callable[[ConversationKey, int], None] | None = None,
+    ) -> None:
         self.store = store
         self.commit_window = commit_window
         self.max_batch = max_batch
+        #: Told the id each keyed conversation was stored under (first
+        #: messages and their resends alike), so later drafts name it by id.
+        self.learn = learn
         self._queue: list[_Job] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -144,8 +160,13 @@ class MessageWriter:
         self.batches += 1
         self.committed += len(drafts)
         self.acks += len(batch) - len(drafts)
+        learn = self.learn
         for job in batch:
             result = next(stored) if job.draft is not None else None
+            if result is not None and learn is not None:
+                conv = job.draft.conversation  # type: ignore[union-attr]
+                if type(conv) is ConversationKey:
+                    learn(conv, result.conversation_id)
             if result is not None and job.on_commit is not None and not result.duplicate:
                 try:
                     job.on_commit(result)
