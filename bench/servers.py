@@ -1,7 +1,8 @@
 """The servers under test, started by the benchmark, and what /proc says about them.
 
-``P2spServer`` runs ``python -m p2sp.server`` on port 0 and reads the bound
-port from its log (as ``tests/e2e/conftest.py`` does); ``NgircdServer`` runs
+``P2spServer`` is ``p2sp.launcher.ServerProcess`` (the one launcher the
+tests use too: ``python -m p2sp.server`` on port 0, the bound port read from
+its log) plus what the benchmark reads about it; ``NgircdServer`` runs
 ``ngircd -n -f CONF`` with a configuration written to the run's temporary
 directory, on a loopback socket the benchmark opens and hands over (see
 ``NgircdServer``). Both raise the open-files limit of the child to its hard
@@ -10,35 +11,27 @@ limit (``preexec_fn``) and are stopped with SIGTERM.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 from typing import Any
 
-LISTENING = re.compile(r"listening on (\S+):(\d+)")
-HOST = "127.0.0.1"
+from p2sp.launcher import (
+    HOST,
+    LaunchError,
+    ServerProcess,
+    StopTimeout,
+    raise_nofile,
+)
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def raise_nofile() -> tuple[int, int]:
-    """Raise this process's open-files soft limit as far as the hard limit allows."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    if soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 class ProcStats:
@@ -107,10 +100,6 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / CLK_TCK
 
 
-def _preexec() -> None:
-    raise_nofile()
-
-
 def export_source(repo: Path, rev: str, dest: Path) -> None:
     """``git archive REV p2sp`` into ``dest`` (reads the repository, changes nothing)."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -129,8 +118,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ServerError(RuntimeError):
-    pass
+#: a server would not start (the launcher's error, so one ``except`` catches both)
+ServerError = LaunchError
 
 
 class _Managed:
@@ -169,7 +158,12 @@ class _Managed:
         return self.proc.returncode
 
 
-class P2spServer(_Managed):
+class P2spServer(ServerProcess):
+    """The p2sp server under test: the launcher's ``ServerProcess`` with its
+    log in ``WORKDIR/p2sp-server.log``, ``stats`` from /proc once started, a
+    ``stop()`` that never raises (the run's report wants the exit code) and
+    what the report says about its log."""
+
     name = "p2sp-server"
 
     def __init__(
@@ -179,74 +173,26 @@ class P2spServer(_Managed):
         env: dict[str, str],
         source: Path | None = None,
     ) -> None:
-        super().__init__(workdir)
-        self.database_url = database_url
-        self.env = env
-        #: a directory holding a ``p2sp`` package to run instead of the installed one
-        self.source = source
-
-    def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "p2sp.server",
-            "--host",
-            HOST,
-            "--port",
-            "0",
-            "--database-url",
-            self.database_url,
-        ]
+        super().__init__(database_url, workdir, env, name=self.name, source=source)
+        self.stats: ProcStats | None = None
 
     def start(self, timeout: float = 60.0) -> P2spServer:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("P2SP_")}
-        env.update(self.env)
-        if self.source is not None:
-            env["PYTHONPATH"] = str(self.source)
-            check = subprocess.run(
-                [sys.executable, "-c", "import p2sp; print(p2sp.__file__)"],
-                env=env,
-                cwd=self.workdir,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            if not check.stdout.startswith(str(self.source)):
-                raise ServerError(f"the server would not run from {self.source}: {check}")
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(),
-                cwd=self.workdir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_preexec,
-            )
+        super().start(timeout)
+        assert self.proc is not None
         self.stats = ProcStats(self.proc.pid)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = LISTENING.search(self.log())
-            if match:
-                self.port = int(match.group(2))
-                return self
-            if self.proc.poll() is not None:
-                raise ServerError(f"p2sp server exited with {self.proc.returncode}:\n{self.log()}")
-            time.sleep(0.05)
-        self.proc.kill()
-        raise ServerError(f"p2sp server did not start in {timeout} s:\n{self.log_tail()}")
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        """SIGTERM, wait, SIGKILL if it will not go; returns the exit code."""
+        try:
+            return super().stop(sig, timeout)
+        except StopTimeout as exc:
+            return exc.returncode
 
     def first_traceback(self, lines: int = 12) -> str:
         """The end of the first traceback in the log (where it failed)."""
-        text = self.log()
-        start = text.find("Traceback")
-        if start < 0:
-            return ""
-        block = []
-        for line in text[start:].splitlines()[1:]:
-            if line[:4].isdigit():  # the next log record
-                break
-            block.append(line)
-        return "\n".join(block[-lines:])
+        found = self.tracebacks()
+        return "\n".join(found[0].text.splitlines()[-lines:]) if found else ""
 
     def log_findings(self) -> dict[str, int]:
         """What the server complained about during the run (counts of log lines)."""
@@ -254,7 +200,7 @@ class P2spServer(_Managed):
         found = {
             "warnings": len(re.findall(r" WARNING ", text)),
             "errors": len(re.findall(r" ERROR ", text)),
-            "tracebacks": text.count("Traceback"),
+            "tracebacks": len(self.tracebacks()),
             "slow_consumer_kicks": text.count("kicking"),
         }
         # The writer's totals, logged at shutdown: how well group commit batched.

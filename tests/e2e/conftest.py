@@ -1,139 +1,127 @@
 """End-to-end fixtures: the real server as a subprocess, real sockets, real clients.
 
 Every e2e test runs once per database (``database_url`` is parametrized over
-SQLite and PostgreSQL). The server listens on port 0 and the fixture reads the
-bound port from its log, so parallel runs never race for a port.
+SQLite and PostgreSQL). Servers are started by ``p2sp.launcher``: on port 0
+(the bound port is read from the log, so parallel runs never race for a
+port), each with its own log file in the test's ``tmp_path``. Any number of
+servers can share the test's database (``server_factory()`` again).
+
+A test fails when a server it started logged a traceback it did not declare.
+A test that causes a server fault on purpose declares it, for every server
+of the test with ``@pytest.mark.expect_traceback("SomeError", once=True)``
+or ``server_factory.expect_traceback(...)``, for one server with
+``server.expect_traceback(...)``; ``once`` also fails the test unless the
+log shows that fault exactly once (see ``p2sp.launcher.ExpectedTraceback``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from p2sp import launcher
 from p2sp.client.client import Client
 from p2sp.common.message import decode_json, request_frame
 from p2sp.common.protocol import FrameDecoder
+from p2sp.launcher import ExpectedTraceback
 
-LISTENING = re.compile(r"listening on (\S+):(\d+)")
+LISTENING = launcher.LISTENING
 #: scrypt at a cost that keeps a test's logins fast; production default is 2**14.
-TEST_ENV = {"P2SP_SCRYPT_N": "1024", "P2SP_LOG_LEVEL": "INFO"}
+#: Registration is limited per address (default 20 per 10 min); every test client
+#: comes from 127.0.0.1, so the tests raise it and test the limit on its own.
+TEST_ENV = {"P2SP_SCRYPT_N": "1024", "P2SP_LOG_LEVEL": "INFO", "P2SP_REG_MAX_PER_IP": "100000"}
 PASSWORD = "correct horse"
 
 
-class ServerProcess:
-    """``python -m p2sp.server`` on a free port, with its log in a file."""
+class ServerProcess(launcher.ServerProcess):
+    """``p2sp.launcher.ServerProcess`` with the tests' settings (``TEST_ENV``)
+    under those given: ``python -m p2sp.server`` on a free port, its log in
+    ``WORKDIR/NAME.log``."""
 
-    def __init__(self, database_url: str, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(database_url, workdir, {**TEST_ENV, **(env or {})}, **kwargs)
+
+
+class ServerFactory:
+    """``server_factory(**settings)`` starts a server on the test's database
+    (``max_frame=4096`` sets ``P2SP_MAX_FRAME``); call it again for more
+    servers on the same database (``database_url=`` for another one). Each
+    gets its own log: ``server.log``, ``server-2.log``... (or ``name=``)."""
+
+    def __init__(
+        self, database_url: str, workdir: Path, expected: Iterable[ExpectedTraceback] = ()
+    ) -> None:
         self.database_url = database_url
         self.workdir = workdir
-        self.env = {**TEST_ENV, **(env or {})}
-        self.host = "127.0.0.1"
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / "server.log"
-        self._log_offset = 0
+        self.started: list[ServerProcess] = []
+        #: faults declared for every server of the test (markers, ``expect_traceback``)
+        self.expected: list[ExpectedTraceback] = list(expected)
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("P2SP_")}
-        env.update(self.env)
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "p2sp.server",
-                "--host",
-                self.host,
-                "--port",
-                "0",
-                "--database-url",
-                self.database_url,
-            ],
-            cwd=self.workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = LISTENING.search(self.log())
-            if match:
-                self.port = int(match.group(2))
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            time.sleep(0.05)
-        self.proc.kill()
-        raise RuntimeError(f"server did not start in {timeout} s:\n{self.log()}")
-
-    def log(self) -> str:
-        """This run's log (since the last start)."""
-        if not self.log_path.exists():
-            return ""
-        with self.log_path.open("rb") as f:
-            f.seek(self._log_offset)
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        """Signal the server and wait; returns its exit code."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def client(self, **kwargs: Any) -> Client:
-        return Client(self.host, self.port, **kwargs)
-
-
-@pytest.fixture
-def server_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start servers on the test's database with extra settings; all stopped after."""
-    started: list[ServerProcess] = []
-
-    def make(**env: Any) -> ServerProcess:
+    def __call__(
+        self, *, name: str | None = None, database_url: str | None = None, **settings: Any
+    ) -> ServerProcess:
+        name = name or ("server" if not self.started else f"server-{len(self.started) + 1}")
+        if any(s.name == name for s in self.started):
+            raise ValueError(f"a server named {name!r} was started already")
         proc = ServerProcess(
-            database_url, tmp_path, {f"P2SP_{k.upper()}": str(v) for k, v in env.items()}
+            database_url or self.database_url,
+            self.workdir,
+            launcher.settings_env(**settings),
+            name=name,
         )
-        started.append(proc)
+        self.started.append(proc)
         return proc.start()
 
-    yield make
-    for proc in started:
-        proc.kill()
-        if "Traceback" in proc.log():
-            # A server fault surfaced only in the log still fails the test.
-            pytest.fail(f"server logged a traceback:\n{proc.log()}")
+    def expect_traceback(self, pattern: str, once: bool = False) -> None:
+        """Declare a fault any server of the test logs on purpose."""
+        self.expected.append(ExpectedTraceback(pattern, once))
+
+    def finish(self) -> list[str]:
+        """Kill every server; what their logs show that the test did not declare."""
+        for proc in self.started:
+            proc.kill()
+        return launcher.traceback_problems(self.started, self.expected)
+
+
+def _declared(node: pytest.Item) -> list[ExpectedTraceback]:
+    """``@pytest.mark.expect_traceback(PATTERN, ..., once=False)`` on the test."""
+    return [
+        ExpectedTraceback(pattern, bool(mark.kwargs.get("once", False)))
+        for mark in node.iter_markers("expect_traceback")
+        for pattern in mark.args
+    ]
 
 
 @pytest.fixture
-def server(server_factory: Callable[..., ServerProcess]) -> ServerProcess:
+def server_factory(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[ServerFactory]:
+    """Start servers on the test's database with extra settings; all killed after.
+
+    Teardown fails the test if a server's log (every run of it) shows a
+    traceback the test did not declare, or a ``once`` fault not exactly once.
+    """
+    factory = ServerFactory(database_url, tmp_path, _declared(request.node))
+    yield factory
+    problems = factory.finish()
+    if problems:
+        # A server fault surfaced only in the log still fails the test.
+        pytest.fail("server log:\n\n" + "\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory) -> ServerProcess:
     """A running server with default settings on a fresh database."""
     return server_factory()
 
