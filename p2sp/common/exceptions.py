@@ -1,6 +1,7 @@
 """Errors shared by the server and the clients.
 
-Two families, because they end differently (PROTOCOL §1-2):
+Two families, because they end differently (docs/protocol.md, "Framing errors
+(connection closed)" and "Request errors (connection lives on)"):
 
 * ``ProtocolError``: the byte stream itself is broken (bad magic, checksum,
   length, payload that is not a JSON object). The reader cannot trust anything

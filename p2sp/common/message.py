@@ -1,4 +1,4 @@
-"""Envelopes of PROTOCOL §2 and the data of each action, as msgspec Structs.
+"""Envelopes (docs/protocol.md, "Envelope") and each action's data, as msgspec Structs.
 
 Decoding is lazy in two steps: the envelope first, with the request's
 ``data`` kept as raw JSON, then ``data`` against the action's own Struct once
@@ -13,33 +13,57 @@ state (password strength, message length, friendship) live in the services.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
 from p2sp.common.exceptions import BadPayload, ChatError, invalid_request
+from p2sp.common.limits import (
+    ACKS_PER_REQUEST,
+    CLIENT_MSG_ID_MAX,
+    CONVERSATIONS_PAGE_MAX,
+    GROUP_DESCRIPTION_MAX,
+    GROUP_NAME_MAX,
+    GROUP_NAME_PATTERN,
+    HISTORY_PAGE_MAX,
+    SEARCH_PAGE_MAX,
+    SEARCH_QUERY_MAX,
+    USERNAME_MAX,
+    USERNAME_MIN,
+    USERNAME_PATTERN,
+)
 from p2sp.common.protocol import encode_frame
 
 # --- field types -----------------------------------------------------------
 
-#: 1-32 letters (any script), digits, ``_ . -`` (PROTOCOL §3).
-Username = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[\w.\-]+\Z")]
-#: Bounded so a huge string is refused before it reaches the hasher; the
-#: 8-128 strength rule is the account service's (``weak_password``).
-Password = Annotated[str, msgspec.Meta(max_length=1024)]
+#: 1-32 letters (any script), digits, ``_ . -`` (docs/protocol.md, "Field rules");
+#: the look-alike and script rules of registration are ``p2sp.common.usernames``.
+Username = Annotated[
+    str,
+    msgspec.Meta(min_length=USERNAME_MIN, max_length=USERNAME_MAX, pattern=USERNAME_PATTERN),
+]
+#: The 8-128 rule is the account service's (``weak_password`` at registration;
+#: a longer password never reaches the hasher), bounded here only by the frame.
+Password = str
 #: 1-64 characters, no control characters.
 GroupName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+\Z")
+    str, msgspec.Meta(min_length=1, max_length=GROUP_NAME_MAX, pattern=GROUP_NAME_PATTERN)
 ]
 #: Non-empty; the upper bound is a server setting, checked by the service.
 Text = Annotated[str, msgspec.Meta(min_length=1)]
-ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=CLIENT_MSG_ID_MAX)]
 RequestId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 Status = Literal["ok", "fail", "error"]
 T = TypeVar("T")
+
+#: Levels of ``[`` / ``{`` a payload may nest, the envelope's own included
+#: (a request's data starts at level 3). The server's ``max_json_depth``
+#: setting overrides it; decoders recurse, so the bound comes first.
+DEFAULT_JSON_DEPTH = 32
 
 
 def now_ms() -> int:
@@ -118,6 +142,7 @@ class SendDirect(msgspec.Struct):
     to: Username
     text: Text
     client_msg_id: ClientMsgId | None = None
+    reply_to: Id | None = None
 
 
 class AckItem(msgspec.Struct):
@@ -128,7 +153,7 @@ class AckItem(msgspec.Struct):
 class Ack(msgspec.Struct):
     """``ack``: cumulative per conversation, bounded per request."""
 
-    acks: Annotated[list[AckItem], msgspec.Meta(min_length=1, max_length=1000)]
+    acks: Annotated[list[AckItem], msgspec.Meta(min_length=1, max_length=ACKS_PER_REQUEST)]
 
 
 class NewGroup(msgspec.Struct):
@@ -136,7 +161,7 @@ class NewGroup(msgspec.Struct):
 
     name: GroupName
     public: bool = False
-    description: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    description: Annotated[str, msgspec.Meta(max_length=GROUP_DESCRIPTION_MAX)] | None = None
     max_members: Annotated[int, msgspec.Meta(ge=2)] | None = None
 
 
@@ -167,6 +192,7 @@ class SendGroup(msgspec.Struct):
     group_id: Id
     text: Text
     client_msg_id: ClientMsgId | None = None
+    reply_to: Id | None = None
 
 
 class AllUsers(msgspec.Struct):
@@ -179,7 +205,7 @@ class AdminSend(msgspec.Struct):
 
 
 class GroupSelector(msgspec.Struct):
-    """A group by id, or by name and creator as seed 002's admin commands name it."""
+    """A group by id, or by name and creator, as the original P2SP admin commands name it."""
 
     group_id: Id | None = None
     name: GroupName | None = None
@@ -192,6 +218,55 @@ class AdminSendGroup(GroupSelector, kw_only=True):
 
 class Broadcast(msgspec.Struct):
     text: Text
+
+
+# --- history, edits, receipts, search (docs/protocol.md, "History ...") -------
+
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+PageLimit = Annotated[int, msgspec.Meta(ge=1, le=HISTORY_PAGE_MAX)]
+
+
+class Conversations(msgspec.Struct):
+    """``conversations``: newest activity first; ``before`` (+ ``before_id``) pages on."""
+
+    limit: Annotated[int, msgspec.Meta(ge=1, le=CONVERSATIONS_PAGE_MAX)] = 50
+    before: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
+    before_id: Id | None = None
+
+
+class History(msgspec.Struct):
+    """``history`` of one conversation, named by exactly one of three ways."""
+
+    conversation_id: Id | None = None
+    username: Username | None = None
+    group_id: Id | None = None
+    before_seq: Seq | None = None
+    after_seq: Seq | None = None
+    limit: PageLimit = 50
+
+
+class Edit(msgspec.Struct):
+    message_id: Id
+    text: Text
+
+
+class MessageRef(msgspec.Struct):
+    """``retract``, ``edits``: one message by id."""
+
+    message_id: Id
+
+
+class Read(msgspec.Struct):
+    conversation_id: Id
+    seq: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class Search(msgspec.Struct, rename={"sender": "from"}):
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=SEARCH_QUERY_MAX)]
+    conversation_id: Id | None = None
+    sender: Username | None = None
+    before_id: Id | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=SEARCH_PAGE_MAX)] = 20
 
 
 # --- decoding ---------------------------------------------------------------
@@ -210,16 +285,55 @@ _body_decoder = msgspec.json.Decoder(RequestBody)
 _any_decoder = msgspec.json.Decoder()
 
 
+class TooDeep(BadPayload):
+    """The payload is JSON nested deeper than the server accepts.
+
+    The frame itself is sound, so the connection lives on: the request is
+    answered ``error``/``bad_payload`` (its id cannot be read without
+    decoding it, so the answer's ``id`` is null).
+    """
+
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def check_depth(payload: bytes, limit: int = DEFAULT_JSON_DEPTH) -> None:
+    """Raise ``TooDeep`` if ``payload`` nests arrays/objects more than ``limit`` deep.
+
+    Runs before any decoder, which would recurse once per level (a payload
+    of a thousand ``[`` reached ``RecursionError``). Payloads with fewer
+    brackets than the limit, nearly all of them, cost two ``bytes.count``.
+    """
+    if payload.count(b"[") + payload.count(b"{") <= limit:
+        return
+    depth = 0
+    for match in _BRACKETS.finditer(_STRINGS.sub(b'""', payload)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                raise TooDeep(f"the payload nests more than {limit} levels of arrays and objects")
+        else:
+            depth -= 1
+
+
 def _check_object(payload: bytes) -> None:
-    """Refuse a payload that is not a JSON object (PROTOCOL §1 closes on it)."""
+    """Refuse a payload that is not a JSON object (docs/protocol.md, "Framing errors")."""
     stripped = payload.lstrip(b" \t\r\n")
     if not stripped.startswith(b"{"):
         raise BadPayload("payload is not a JSON object")
 
 
-def decode_envelope(payload: bytes) -> Envelope:
+def decode_envelope(payload: bytes, max_depth: int = DEFAULT_JSON_DEPTH) -> Envelope:
     """Decode any frame's payload; raise ``BadPayload`` or ``invalid_request``."""
     _check_object(payload)
+    check_depth(payload, max_depth)
+    try:
+        # msgspec checks UTF-8 only in the strings it decodes, not inside a
+        # ``Raw`` field (the request's data) or in fields it skips.
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadPayload(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
         return _envelope_decoder.decode(payload)
     except msgspec.ValidationError as exc:
@@ -228,13 +342,13 @@ def decode_envelope(payload: bytes) -> Envelope:
         raise BadPayload(f"payload is not UTF-8 JSON: {exc}") from None
 
 
-def decode_request(payload: bytes) -> Request:
+def decode_request(payload: bytes, max_depth: int = DEFAULT_JSON_DEPTH) -> Request:
     """Decode a client's request frame.
 
     A bad body raises ``MalformedRequest`` carrying the request ``id`` when
     one could be read, so the response still reaches the right caller.
     """
-    env = decode_envelope(payload)
+    env = decode_envelope(payload, max_depth)
     try:
         body = _body_decoder.decode(env.payload)
     except msgspec.ValidationError as exc:
@@ -252,9 +366,10 @@ def decode_data(request: Request, kind: type[T], decoder: msgspec.json.Decoder |
         raise invalid_request(_field_message(exc, "data")) from None
 
 
-def decode_json(payload: bytes) -> dict[str, Any]:
+def decode_json(payload: bytes, max_depth: int = 256) -> dict[str, Any]:
     """Decode a payload as a plain dict (clients, which read every kind of frame)."""
     _check_object(payload)
+    check_depth(payload, max_depth)
     try:
         value = _any_decoder.decode(payload)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
@@ -273,9 +388,35 @@ def _salvage_id(raw: bytes) -> int | None:
     return rid if isinstance(rid, int) and not isinstance(rid, bool) else None
 
 
+#: msgspec's wording of a failed constraint -> the same rule in words for people.
+_PATTERN_TEXT = {
+    USERNAME_PATTERN: "a username has only letters, digits, '_', '.' and '-'",
+    GROUP_NAME_PATTERN: "control characters (line breaks, tabs ...) are not allowed",
+}
+_LENGTH = re.compile(r"Expected `(str|array)` of length (<=|>=) (\d+)")
+_REGEX = re.compile(r"Expected `str` matching regex '(.*)'")
+
+
+def _humane(text: str) -> str:
+    """msgspec's constraint messages ("Expected `str` of length <= 64") as sentences."""
+    m = _LENGTH.match(text)
+    if m:
+        kind, op, n = m.groups()
+        unit = "characters" if kind == "str" else "items"
+        bound = "at most" if op == "<=" else "at least"
+        return f"{bound} {n} {unit}" + text[m.end() :]
+    m = _REGEX.match(text)
+    if m:
+        pattern = m.group(1).encode().decode("unicode_escape")
+        rule = _PATTERN_TEXT.get(pattern)
+        if rule is not None:
+            return rule + text[m.end() :]
+    return text
+
+
 def _field_message(exc: msgspec.ValidationError, root: str) -> str:
     """msgspec says `$.field`; name it from the envelope's point of view."""
-    text = str(exc)
+    text = _humane(str(exc))
     if root:
         text = text.replace("`$.", f"`{root}.").replace("`$`", f"`{root}`")
         if "at `" not in text:

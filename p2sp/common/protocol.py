@@ -1,4 +1,4 @@
-"""Framing of PROTOCOL §1, sans-I/O.
+"""Framing (docs/protocol.md, "Frame"), sans-I/O.
 
 A frame is ``magic | crc32 | length | payload`` with the header packed as
 ``<4sII``. This module only turns bytes into payloads and back: it never reads
@@ -40,7 +40,7 @@ class FrameDecoder:
     """Incremental frame reader: ``feed(bytes) -> [payload, ...]``.
 
     After a ``ProtocolError`` the decoder is poisoned: the stream cannot be
-    resynchronised (PROTOCOL §1 forbids skipping garbage), so every later
+    resynchronised (the protocol forbids skipping garbage), so every later
     ``feed`` raises the same error again.
     """
 
@@ -53,7 +53,10 @@ class FrameDecoder:
         self._buf = bytearray()
         self._need = 0  # payload length of the frame being read, 0 while in the header
         self._crc = 0
-        self._error: ProtocolError | None = None
+        #: The error that poisoned the decoder, as (class, message): never the
+        #: exception itself, whose traceback would hold the caller's frame (a
+        #: connection) in a reference cycle that only a full GC collects.
+        self._error: tuple[type[ProtocolError], str] | None = None
 
     @property
     def buffered(self) -> int:
@@ -63,7 +66,8 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[bytes]:
         """Take more bytes; return every payload completed by them, in order."""
         if self._error is not None:
-            raise self._error
+            kind, message = self._error
+            raise kind(message)
         buf = self._buf
         buf += data
         frames: list[bytes] = []
@@ -101,7 +105,7 @@ class FrameDecoder:
         except ProtocolError as exc:
             # Poison the decoder and drop what it held: nothing after a bad
             # frame can be trusted, and the caller closes the connection.
-            self._error = exc
+            self._error = (type(exc), exc.message)
             buf.clear()
             raise
         del buf[:pos]

@@ -1,10 +1,11 @@
-"""Passwords, session tokens and the failed-login limiter.
+"""Passwords, session tokens and the attempt limiters of logins and registrations.
 
 Passwords are stored only as salted scrypt hashes in a self-describing
 string, ``scrypt$n$r$p$salt$hash`` (base64), so the cost can be raised in
 settings without invalidating existing accounts: each hash is checked with the
-parameters it was made with. scrypt runs in a worker thread (``hashlib``
-releases the GIL for it), so a login storm never stalls the event loop.
+parameters it was made with. scrypt runs on a bounded pool of worker threads
+(``hashlib`` releases the GIL for it), so a login storm never stalls the
+event loop and a flood of them cannot queue unbounded work.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 SALT_BYTES = 16
 KEY_BYTES = 32
@@ -76,23 +81,54 @@ def verify_password_sync(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-class PasswordHasher:
-    """Async front of the scrypt functions: the work happens in the default executor."""
+class HasherBusy(Exception):
+    """More password checks are waiting than the hashing pool accepts."""
 
-    def __init__(self, cost: ScryptCost) -> None:
+
+class PasswordHasher:
+    """Async front of the scrypt functions, on a bounded pool of its own.
+
+    scrypt is the costliest thing a request can make the server do, and a
+    flood of ``login`` or ``reg`` requests from many connections would
+    otherwise queue unbounded work (and memory: each hash holds
+    ``128 * n * r`` bytes) in the loop's shared executor. Here at most
+    ``workers`` hashes run and at most ``queue_limit`` wait; past that the
+    caller is told at once (``HasherBusy``) instead of waiting in line.
+    """
+
+    def __init__(self, cost: ScryptCost, *, workers: int = 0, queue_limit: int = 1024) -> None:
         self.cost = cost
+        self.workers = workers or os.cpu_count() or 1
+        self.queue_limit = queue_limit
+        self._pool: ThreadPoolExecutor | None = None
+        #: Hashes running or waiting, counted in the loop's thread only.
+        self.in_use = 0
         # Lets a failed lookup (no such user) cost as much as a real check,
         # so response time does not tell which names exist.
         self._dummy = hash_password_sync(secrets.token_hex(8), cost)
 
+    async def _run(self, func: Callable[..., Any], *args: Any) -> Any:
+        if self.in_use >= self.workers + self.queue_limit:
+            raise HasherBusy("too many password checks waiting")
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="p2sp-scrypt")
+        self.in_use += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+        finally:
+            self.in_use -= 1
+
     async def hash(self, password: str) -> str:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, hash_password_sync, password, self.cost)
+        return await self._run(hash_password_sync, password, self.cost)
 
     async def verify(self, password: str, stored: str | None) -> bool:
-        loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(None, verify_password_sync, password, stored or self._dummy)
+        ok = await self._run(verify_password_sync, password, stored or self._dummy)
         return ok and stored is not None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 def new_token() -> str:
@@ -107,20 +143,30 @@ def tokens_equal(a: str | None, b: str | None) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-class FailureLimiter:
-    """Counts failures per key in a sliding window: ``limit`` within ``window`` seconds.
+class AttemptLimiter:
+    """At most ``limit`` attempts per key within ``window`` seconds, in flight included.
 
-    In memory on purpose: it guards one process against password guessing;
-    a restart forgets it, which costs an attacker nothing they could not get
-    by waiting out the window. Keys that go quiet are dropped, so memory is
-    bounded by recent attackers, not by all users.
+    The check and the reservation are one step (``acquire``), taken before
+    the slow work (hashing a password) and settled after it: a guess still
+    being hashed already counts. With a check before the hash and a count
+    after it, a client sending many guesses at once got every one of them
+    checked. A settled attempt that failed stays counted for ``window``
+    seconds; one that succeeded is forgotten (``settle(failed=False)``).
+    A limiter that counts every attempt (registrations per address) settles
+    them all as failed.
+
+    In memory on purpose: it guards one process against guessing and
+    flooding; a restart forgets it, which costs an attacker nothing they
+    could not get by waiting out the window. Keys that go quiet are dropped,
+    so memory is bounded by recent attackers, not by all users.
     """
 
-    def __init__(self, limit: int, window: float, clock=time.monotonic) -> None:
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
         self.limit = limit
         self.window = window
         self._clock = clock
         self._hits: dict[str, deque[float]] = {}
+        self._in_flight: dict[str, int] = {}
         self._last_sweep = clock()
 
     def _recent(self, key: str, now: float) -> deque[float] | None:
@@ -139,19 +185,39 @@ class FailureLimiter:
         """Seconds until ``key`` may try again; 0 when it may now."""
         now = self._clock()
         hits = self._recent(key, now)
-        if hits is None or len(hits) < self.limit:
+        used = (len(hits) if hits else 0) + self._in_flight.get(key, 0)
+        if used < self.limit:
             return 0.0
-        return max(0.0, hits[0] + self.window - now)
+        if hits:  # the oldest counted failure leaves the window then
+            return max(0.001, hits[0] + self.window - now)
+        return 1.0  # only attempts in flight: they settle within a moment
 
-    def fail(self, key: str) -> None:
-        now = self._clock()
-        self._sweep(now)
-        hits = self._recent(key, now)
-        if hits is None:
-            hits = self._hits[key] = deque(maxlen=self.limit)
-        hits.append(now)
+    def acquire(self, key: str) -> float:
+        """Reserve an attempt for ``key``: 0.0 if reserved (``settle`` it later),
+        else the seconds to wait, and nothing is reserved."""
+        wait = self.blocked(key)
+        if wait:
+            return wait
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        return 0.0
+
+    def settle(self, key: str, *, failed: bool) -> None:
+        """End a reservation; a failed attempt counts for the window."""
+        left = self._in_flight.get(key, 0) - 1
+        if left > 0:
+            self._in_flight[key] = left
+        else:
+            self._in_flight.pop(key, None)
+        if failed:
+            now = self._clock()
+            self._sweep(now)
+            hits = self._recent(key, now)
+            if hits is None:
+                hits = self._hits[key] = deque(maxlen=self.limit)
+            hits.append(now)
 
     def clear(self, key: str) -> None:
+        """Forget ``key``'s failures (a successful login); attempts in flight stay."""
         self._hits.pop(key, None)
 
     def _sweep(self, now: float) -> None:

@@ -2,10 +2,11 @@
 
 pydantic-settings does the layering: command-line flags are passed as init
 arguments (the highest source), then ``P2SP_*`` variables, then the files.
-The seeds' own variable names (``DATABASE_URL`` from seed 004; ``SERVER_ID``,
-``HOST_IP``, ``PORT_CLIENT``, ``PORT_SERVER`` from seed 000) are accepted as
-aliases so their deployment files work unchanged; the ``P2SP_`` name wins
-when both are set.
+The original P2SP servers' variable names (``DATABASE_URL``, ``HOST_IP``,
+``PORT_CLIENT``) are accepted as aliases so their deployment files work
+unchanged; the ``P2SP_`` name wins when both are set (docs/operations.md,
+"Settings"). Their cluster names (``SERVER_ID``, ``PORT_SERVER``,
+``REDIS_URL``) are refused until the cluster exists.
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from p2sp.common.message import DEFAULT_JSON_DEPTH
 
 DEFAULT_PORT = 18888
 ENV_FILES = (".env", "wg.env")
+#: Settings of features not built yet -> the variables that set them.
+NOT_YET = {
+    "server_id": "P2SP_SERVER_ID / SERVER_ID",
+    "redis_url": "P2SP_REDIS_URL / REDIS_URL",
+    "server_port": "P2SP_SERVER_PORT / PORT_SERVER",
+}
 
 
 def _alias(name: str, *seed_names: str) -> AliasChoices:
@@ -40,6 +49,13 @@ class Settings(BaseSettings):
     port: int = Field(DEFAULT_PORT, ge=0, le=65535, validation_alias=_alias("port", "PORT_CLIENT"))
     max_frame: int = Field(
         1024 * 1024, ge=1024, le=64 * 1024 * 1024, validation_alias=_alias("max_frame")
+    )
+    max_json_depth: int = Field(
+        DEFAULT_JSON_DEPTH,
+        ge=4,
+        le=256,
+        validation_alias=_alias("max_json_depth"),
+        description="levels of arrays/objects a request may nest, its envelope included",
     )
     idle_timeout: float = Field(300.0, gt=0, validation_alias=_alias("idle_timeout"))
     send_buffer_limit: int = Field(
@@ -78,8 +94,35 @@ class Settings(BaseSettings):
     login_failure_window: float = Field(
         300.0, gt=0, validation_alias=_alias("login_failure_window")
     )
+    reg_max_per_ip: int = Field(
+        20,
+        ge=1,
+        validation_alias=_alias("reg_max_per_ip"),
+        description="registration attempts one address may make within reg_window",
+    )
+    reg_window: float = Field(600.0, gt=0, validation_alias=_alias("reg_window"))
+    hash_workers: int = Field(
+        0,
+        ge=0,
+        le=256,
+        validation_alias=_alias("hash_workers"),
+        description="threads hashing passwords at once; 0 = one per CPU core",
+    )
+    hash_queue_limit: int = Field(
+        1024,
+        ge=0,
+        validation_alias=_alias("hash_queue_limit"),
+        description="password checks that may wait for a hashing thread before rate_limited",
+    )
+    admin_poll: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        validation_alias=_alias("admin_poll"),
+        description="seconds between looks for promote/demote done by p2sp-server promote",
+    )
 
-    # -- messaging (used from issue 3 on)
+    # -- messaging
     dm_policy: Literal["friends", "anyone"] = Field("friends", validation_alias=_alias("dm_policy"))
     max_text: int = Field(4096, ge=1, le=65536, validation_alias=_alias("max_text"))
     group_max_members: int = Field(
@@ -103,10 +146,11 @@ class Settings(BaseSettings):
     )
     commit_max_batch: int = Field(512, ge=1, le=10000, validation_alias=_alias("commit_max_batch"))
 
-    # -- cluster (seed 000; used when the cluster lands)
-    server_id: str = Field("p2sp-1", validation_alias=_alias("server_id", "SERVER_ID"))
-    server_port: int = Field(
-        65000, ge=0, le=65535, validation_alias=_alias("server_port", "PORT_SERVER")
+    # -- cluster: not built yet. Setting these is refused at start (below), so
+    # that no operator believes a cluster is running.
+    server_id: str | None = Field(None, validation_alias=_alias("server_id", "SERVER_ID"))
+    server_port: int | None = Field(
+        None, ge=0, le=65535, validation_alias=_alias("server_port", "PORT_SERVER")
     )
     redis_url: str | None = Field(None, validation_alias=_alias("redis_url", "REDIS_URL"))
 
@@ -119,6 +163,16 @@ class Settings(BaseSettings):
         if value & (value - 1):
             raise ValueError("scrypt_n must be a power of two")
         return value
+
+    @model_validator(mode="after")
+    def _nothing_that_only_pretends(self) -> Settings:
+        for name in NOT_YET:
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f"{name} ({NOT_YET[name]}) is set, but this version of p2sp has no cluster: "
+                    "one process serves everyone. Unset it."
+                )
+        return self
 
     @field_validator("log_level")
     @classmethod

@@ -1,9 +1,9 @@
 """ServerMessageHandler: frame -> action -> service call -> response.
 
 The one place where a request is checked before any rule runs: the envelope
-(PROTOCOL §2), the action name, the session token, and the action's data
-Struct. Services receive validated data and the caller's ``Session``; they
-raise ``ChatError`` for a refusal and never see a socket. Anything else a
+(docs/protocol.md, "Envelope"), the action name, the session token, and the
+action's data Struct. Services receive validated data and the caller's
+``Session``; they raise ``ChatError`` for a refusal and never see a socket. Anything else a
 service raises is a server fault: logged with its traceback here, answered
 with ``error``/``internal_error`` and no detail, and the connection lives on.
 """
@@ -20,6 +20,7 @@ import msgspec
 
 from p2sp.common.exceptions import BadPayload, ChatError, not_authenticated
 from p2sp.common.message import (
+    DEFAULT_JSON_DEPTH,
     Ack,
     AdminSend,
     AdminSendGroup,
@@ -37,6 +38,7 @@ from p2sp.common.message import (
     Request,
     SendDirect,
     SendGroup,
+    TooDeep,
     decode_data,
     decode_request,
     error_response_frame,
@@ -106,7 +108,10 @@ class ServerMessageHandler:
         replayer: Replayer,
         groups: GroupService,
         admin: AdminService,
+        *,
+        max_json_depth: int = DEFAULT_JSON_DEPTH,
     ) -> None:
+        self.max_json_depth = max_json_depth
         self.connections = connections
         self.groups = groups
         self.admin = admin
@@ -173,7 +178,11 @@ class ServerMessageHandler:
 
     async def handle_frame(self, conn: Connection, payload: bytes) -> None:
         try:
-            request = decode_request(payload)
+            request = decode_request(payload, self.max_json_depth)
+        except TooDeep as exc:
+            # The frame is sound, only its content is refused: the connection lives.
+            conn.send(error_response_frame(None, ChatError(exc.code, exc.message, status="error")))
+            return
         except BadPayload as exc:
             conn.close_with_error(exc.code, exc.message)
             return
@@ -222,7 +231,11 @@ class ServerMessageHandler:
         """Send the response once the writer has committed (in commit order)."""
 
         def answer(future: asyncio.Future[Any]) -> None:
-            if future.cancelled() or future.exception() is not None:
+            error = None if future.cancelled() else future.exception()
+            if isinstance(error, ChatError):
+                # Refused at commit (the conversation was deleted meanwhile).
+                frame = error_response_frame(request_id, error)
+            elif future.cancelled() or error is not None:
                 # The writer logged the cause; the client learns only that it failed.
                 frame = error_response_frame(request_id, INTERNAL_ERROR)
             else:
@@ -238,7 +251,8 @@ class ServerMessageHandler:
 
     @staticmethod
     def _authenticate(conn: Connection, request: Request) -> Session:
-        """Invariant 4: the token must be this connection's own live session's."""
+        """No one acts as someone else: the token must be this connection's own
+        live session's (docs/architecture.md, "The promises and their tests")."""
         session = conn.session
         if session is None:
             raise not_authenticated("log in first")
@@ -266,20 +280,24 @@ class ServerMessageHandler:
         return None
 
     async def reg(self, conn: Connection, session: Session | None, data: Credentials) -> dict:
-        user_id = await self.users.register(data.username, data.password)
+        user_id = await self.users.register(data.username, data.password, ip=conn.peer_ip)
         return {"user_id": user_id}
 
     async def login(self, conn: Connection, session: Session | None, data: Credentials) -> dict:
-        new = await self.users.login(data.username, data.password, ip=conn.peer_ip)
-        if conn.closing:
-            # The client went away while its password was being checked.
-            self.users.schedule_session_end(new)
-            raise ChatError("connection_closed", "connection closed during login")
-        previous = self.connections.detach(conn)
-        if previous is not None and previous.user_id != new.user_id:
-            self._session_over(previous)
-        was_online = self.connections.is_online(new.user_id)
-        self.connections.attach(conn, new)
+        was_online = False
+
+        def attach(new: Session) -> None:
+            nonlocal was_online
+            if conn.closing:
+                # The client went away while its password was being checked.
+                raise ChatError("connection_closed", "connection closed during login")
+            previous = self.connections.detach(conn)
+            if previous is not None and previous.user_id != new.user_id:
+                self._session_over(previous)
+            was_online = self.connections.is_online(new.user_id)
+            self.connections.attach(conn, new)  # refuses a user blocked meanwhile
+
+        new = await self.users.login(data.username, data.password, ip=conn.peer_ip, attach=attach)
         if not was_online:
             self.users.schedule(self.friends.announce(new.user_id, new.username, True))
         data = {

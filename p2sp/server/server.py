@@ -14,13 +14,14 @@ import logging
 import signal
 import ssl
 
-from p2sp.server.auth import FailureLimiter, PasswordHasher, ScryptCost
+from p2sp.server.auth import AttemptLimiter, PasswordHasher, ScryptCost
 from p2sp.server.config import Settings
 from p2sp.server.db.engine import Database
 from p2sp.server.handler import ServerMessageHandler
 from p2sp.server.managers.connection import CLOSE_GRACE, Connection
 from p2sp.server.managers.connections import ConnectionManager
 from p2sp.server.managers.replay import Replayer
+from p2sp.server.managers.roles import RoleWatcher
 from p2sp.server.managers.router import LocalRouter
 from p2sp.server.repository.friends import FriendRepository
 from p2sp.server.repository.groups import GroupRepository
@@ -44,11 +45,16 @@ def build_database(settings: Settings) -> Database:
 def build_user_service(settings: Settings, db: Database) -> UserService:
     return UserService(
         UserRepository(db),
-        PasswordHasher(ScryptCost(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p)),
-        name_limiter=FailureLimiter(settings.login_max_failures, settings.login_failure_window),
-        ip_limiter=FailureLimiter(
+        PasswordHasher(
+            ScryptCost(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p),
+            workers=settings.hash_workers,
+            queue_limit=settings.hash_queue_limit,
+        ),
+        name_limiter=AttemptLimiter(settings.login_max_failures, settings.login_failure_window),
+        ip_limiter=AttemptLimiter(
             settings.login_max_failures_per_ip, settings.login_failure_window
         ),
+        reg_limiter=AttemptLimiter(settings.reg_max_per_ip, settings.reg_window),
     )
 
 
@@ -63,6 +69,7 @@ class ChatServer:
         self.users: UserService | None = None
         self.writer: MessageWriter | None = None
         self.handler: ServerMessageHandler | None = None
+        self.roles: RoleWatcher | None = None
         self._server: asyncio.Server | None = None
         self._stop = asyncio.Event()
 
@@ -116,8 +123,16 @@ class ChatServer:
             router=self.router,
         )
         self.handler = ServerMessageHandler(
-            self.connections, self.users, friends, messages, Replayer(store), groups, admin
+            self.connections,
+            self.users,
+            friends,
+            messages,
+            Replayer(store),
+            groups,
+            admin,
+            max_json_depth=settings.max_json_depth,
         )
+        self.roles = RoleWatcher(self.users.repo, self.connections, settings.admin_poll)
         self.writer.start()
         await groups.ensure_public_room(await self.users.repo.ensure_system_user())
         handler = self.handler
@@ -140,6 +155,7 @@ class ChatServer:
             backlog=4096,
         )
         self.connections.start()
+        self.roles.start()
         log.info(
             "p2sp server listening on %s:%d (database %s)",
             settings.host,
@@ -160,21 +176,28 @@ class ChatServer:
     async def serve(self) -> None:
         """Start, serve until SIGTERM/SIGINT or ``request_stop()``, then shut down."""
         loop = asyncio.get_running_loop()
-        await self.start()
+        # Before start: a SIGTERM while the database is checked and migrated
+        # stops the server as soon as it stands, with its shutdown sequence.
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        await self.start()
         try:
             await self._stop.wait()
         finally:
             await self.shutdown()
 
     async def shutdown(self) -> None:
-        """PROTOCOL §6: stop accepting, kick everyone, finish and commit, close."""
+        """Stop accepting, kick everyone, finish and commit, close.
+
+        The sequence docs/operations.md describes under "Stopping".
+        """
         log.info("shutting down")
         if self._server is not None:
             self._server.close()
         await self.connections.stop()
+        if self.roles is not None:
+            await self.roles.stop()
         conns = list(self.connections)
         # Requests already received are answered: their effects are committed.
         if conns:
@@ -202,6 +225,8 @@ class ChatServer:
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), self.settings.shutdown_grace)
+        if self.users is not None:
+            self.users.hasher.close()
         if self.db is not None:
             await self.db.dispose()
         log.info("stopped")

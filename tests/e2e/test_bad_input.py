@@ -1,4 +1,7 @@
-"""PROTOCOL §1-2 rejection rules against the real server (invariant 3).
+"""The framing and request rejection rules (docs/protocol.md, "Framing errors
+(connection closed)", "Request errors (connection lives on)") against the real
+server: bad input gets a clear error and changes nothing (docs/architecture.md,
+"The promises and their tests").
 
 Framing errors close only the offending connection, with an ``error`` event
 first; request errors get an ``error``/``fail`` response and the connection

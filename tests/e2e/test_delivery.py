@@ -1,6 +1,8 @@
 """Direct messages end to end: order, replay, acks, idempotency, crashes, slow clients.
 
-These are the tests of invariants 1, 2 and 5. Recipients that must see
+These are the tests of three promises (docs/architecture.md, "The promises
+and their tests"): nothing acknowledged is lost, per-conversation order with
+no gaps, one slow client never slows the rest. Recipients that must see
 everything again use ``auto_ack=False`` and a fresh client object per login,
 so nothing in the SDK (its duplicate filter, its acks) hides what the server
 sent.

@@ -91,7 +91,7 @@ async def test_upgrade_creates_every_table(db: Database) -> None:
 
     assert set(Base.metadata.tables) == ALL_TABLES
     assert await table_names(db.writer) == ALL_TABLES | {"alembic_version"}
-    assert await migrate.current_revision(db) == migrate.head_revision() == "0001"
+    assert await migrate.current_revision(db) == migrate.head_revision() == "0002"
 
 
 async def test_upgrade_twice_is_a_no_op(migrated: Database) -> None:
@@ -100,7 +100,7 @@ async def test_upgrade_twice_is_a_no_op(migrated: Database) -> None:
     await migrated.upgrade()
 
     assert await table_names(migrated.writer) == ALL_TABLES | {"alembic_version"}
-    assert await migrate.current_revision(migrated) == "0001"
+    assert await migrate.current_revision(migrated) == "0002"
     assert await scalar(migrated.reader, "SELECT username FROM users") == "alice"
     assert user_id == 1
 
@@ -110,7 +110,7 @@ async def test_concurrent_upgrades_serialise(database_url: str) -> None:
     first, second = Database.from_url(database_url), Database.from_url(database_url)
     try:
         await asyncio.gather(first.upgrade(), second.upgrade())
-        assert await migrate.current_revision(first) == "0001"
+        assert await migrate.current_revision(first) == "0002"
         assert await table_names(second.writer) == ALL_TABLES | {"alembic_version"}
     finally:
         await first.dispose()

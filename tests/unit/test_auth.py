@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from p2sp.server.auth import (
-    FailureLimiter,
+    AttemptLimiter,
     PasswordHasher,
     ScryptCost,
     hash_password_sync,
@@ -59,13 +59,18 @@ class FakeClock:
         return self.now
 
 
+def _fail(limiter: AttemptLimiter, key: str) -> None:
+    assert limiter.acquire(key) == 0
+    limiter.settle(key, failed=True)
+
+
 def test_limiter_blocks_after_limit_and_expires() -> None:
     clock = FakeClock()
-    limiter = FailureLimiter(limit=3, window=60, clock=clock)
+    limiter = AttemptLimiter(limit=3, window=60, clock=clock)
     for _ in range(2):
-        limiter.fail("k")
+        _fail(limiter, "k")
     assert limiter.blocked("k") == 0
-    limiter.fail("k")
+    _fail(limiter, "k")
     assert 59 <= limiter.blocked("k") <= 60
     clock.now += 30
     assert 29 <= limiter.blocked("k") <= 30
@@ -74,8 +79,8 @@ def test_limiter_blocks_after_limit_and_expires() -> None:
 
 
 def test_limiter_clear_and_independent_keys() -> None:
-    limiter = FailureLimiter(limit=1, window=60, clock=FakeClock())
-    limiter.fail("a")
+    limiter = AttemptLimiter(limit=1, window=60, clock=FakeClock())
+    _fail(limiter, "a")
     assert limiter.blocked("a") and not limiter.blocked("b")
     limiter.clear("a")
     assert not limiter.blocked("a")
@@ -83,9 +88,37 @@ def test_limiter_clear_and_independent_keys() -> None:
 
 def test_limiter_forgets_quiet_keys() -> None:
     clock = FakeClock()
-    limiter = FailureLimiter(limit=5, window=10, clock=clock)
+    limiter = AttemptLimiter(limit=5, window=10, clock=clock)
     for i in range(100):
-        limiter.fail(f"ip{i}")
+        _fail(limiter, f"ip{i}")
     clock.now += 11
-    limiter.fail("new")
+    _fail(limiter, "new")
     assert len(limiter._hits) == 1
+
+
+def test_attempts_in_flight_count_against_the_limit() -> None:
+    """Parallel guesses: the reservation is taken before the hash, so the
+    fourth concurrent attempt is refused although none has failed yet."""
+    limiter = AttemptLimiter(limit=3, window=60, clock=FakeClock())
+    assert [limiter.acquire("k") for _ in range(3)] == [0, 0, 0]
+    assert limiter.acquire("k") > 0  # refused, nothing reserved
+    limiter.settle("k", failed=False)  # one succeeded: its slot is free again
+    assert limiter.acquire("k") == 0
+    for _ in range(3):
+        limiter.settle("k", failed=True)
+    assert limiter.acquire("k") > 0
+    assert limiter._in_flight == {}
+
+
+async def test_hasher_refuses_work_past_its_queue() -> None:
+    from p2sp.server.auth import HasherBusy
+
+    hasher = PasswordHasher(ScryptCost(n=2**10), workers=1, queue_limit=2)
+    stored = hasher._dummy
+    results = await asyncio.gather(
+        *(hasher.verify("pw", stored) for _ in range(6)), return_exceptions=True
+    )
+    busy = [r for r in results if isinstance(r, HasherBusy)]
+    assert len(busy) == 3  # 1 running + 2 waiting were accepted
+    assert hasher.in_use == 0
+    hasher.close()

@@ -1,4 +1,4 @@
-"""Settings precedence: flags > environment > .env / wg.env > defaults, and the seeds' names."""
+"""Settings precedence: flags > environment > .env / wg.env > defaults, and the alias names."""
 
 from __future__ import annotations
 
@@ -44,12 +44,10 @@ def test_file_then_env_then_flag(monkeypatch: pytest.MonkeyPatch, tmp_path) -> N
 
 
 def test_seed_names(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    (tmp_path / "wg.env").write_text(
-        "SERVER_ID=serverA\nHOST_IP=127.0.0.1\nPORT_CLIENT=65432\nPORT_SERVER=65000\n"
-    )
+    (tmp_path / "wg.env").write_text("HOST_IP=127.0.0.1\nPORT_CLIENT=65432\n")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@h/db")
     s = load_settings()
-    assert (s.server_id, s.host, s.port, s.server_port) == ("serverA", "127.0.0.1", 65432, 65000)
+    assert (s.host, s.port) == ("127.0.0.1", 65432)
     assert s.database_url == "postgresql://u@h/db"
     monkeypatch.setenv("P2SP_DATABASE_URL", "sqlite+aiosqlite:///x.db")
     assert load_settings().database_url == "sqlite+aiosqlite:///x.db"  # p2sp's own name wins
@@ -70,3 +68,32 @@ def test_config_file(tmp_path) -> None:
 def test_bad_values_are_refused(key: str, value: object) -> None:
     with pytest.raises(ValidationError):
         load_settings(**{key: value})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("P2SP_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("PORT_SERVER", "65000"),
+        ("SERVER_ID", "serverA"),
+    ],
+)
+def test_cluster_settings_are_refused_until_the_cluster_exists(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A setting that would do nothing is refused, so no one believes it works."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match="no cluster"):
+        load_settings()
+
+
+def test_cli_refuses_a_cluster_setting_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from p2sp.server.cli import main
+
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert main(["--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "no cluster" in err and "REDIS_URL" in err

@@ -1,4 +1,6 @@
-"""Envelopes and action data (PROTOCOL §2): what is accepted and what each refusal says."""
+"""Envelopes and action data (docs/protocol.md, "Envelope", "Field rules"): what is accepted
+and what each refusal says.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Framing (PROTOCOL §1): every rejection rule, and properties over any byte split."""
+"""Framing (docs/protocol.md, "Frame"): every rejection rule, and properties over any byte split."""
 
 from __future__ import annotations
 

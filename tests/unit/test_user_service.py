@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from p2sp.common.exceptions import ChatError
-from p2sp.server.auth import FailureLimiter, PasswordHasher, ScryptCost
+from p2sp.server.auth import AttemptLimiter, PasswordHasher, ScryptCost
 from p2sp.server.db.engine import Database
 from p2sp.server.repository.users import UserRepository
 from p2sp.server.services.users import UserService
@@ -28,8 +28,9 @@ def service(db: Database) -> UserService:
     return UserService(
         UserRepository(db),
         PasswordHasher(ScryptCost(n=2**8)),
-        name_limiter=FailureLimiter(3, 60),
-        ip_limiter=FailureLimiter(10, 60),
+        name_limiter=AttemptLimiter(3, 60),
+        ip_limiter=AttemptLimiter(10, 60),
+        reg_limiter=AttemptLimiter(1000, 60),
     )
 
 

@@ -69,9 +69,10 @@ def normalize_url(url: str | URL) -> URL:
     """Turn a URL as users paste it into one the async engines accept.
 
     ``postgres://``, ``postgresql://`` (what hosting providers print) and
-    ``cockroachdb://`` (seed 000) become ``postgresql+asyncpg://``; a bare
-    ``sqlite://`` becomes ``sqlite+aiosqlite://``. libpq's ``sslmode`` query
-    parameter becomes asyncpg's ``ssl``, which takes the same values.
+    ``cockroachdb://`` (what the original P2SP cluster used) become
+    ``postgresql+asyncpg://``; a bare ``sqlite://`` becomes
+    ``sqlite+aiosqlite://``. libpq's ``sslmode`` query parameter becomes
+    asyncpg's ``ssl``, which takes the same values.
     """
     parsed = make_url(url)
     backend, _, driver = parsed.drivername.partition("+")

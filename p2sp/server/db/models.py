@@ -1,9 +1,10 @@
 """The whole data model, declared once for SQLite and PostgreSQL alike.
 
-The tables follow ``DESIGN.md`` ("Data model"): one ``messages`` table with a
-per-conversation ``seq`` plus two cursors per member (``delivered_seq``,
-``read_seq``) give history, offline delivery, unread counts and receipts
-without a separate offline-message or receipt table.
+One ``messages`` table with a per-conversation ``seq`` plus two cursors per
+member (``delivered_seq``, ``read_seq``) give history, offline delivery,
+unread counts and receipts without a separate offline-message or receipt
+table. docs/architecture.md, "Choices that differ from the shared design",
+explains the columns added for p2sp's own needs.
 
 The migrations in ``migrations/versions`` are written by hand and must stay in
 step with these classes; ``tests/storage/test_schema.py`` compares the two with
@@ -92,16 +93,21 @@ class User(Base):
     """An account.
 
     ``username`` keeps the name as registered (for display); ``username_key``
-    is its ``casefold()`` and carries the unique constraint, so "Alice" and
-    "alice" cannot both register and lookups are an index hit instead of a
-    ``lower()`` scan that SQLite and PostgreSQL would collate differently.
+    is its PRECIS UsernameCaseMapped form and carries the unique constraint,
+    so "Alice", "alice" and fullwidth "ａｌｉｃｅ" cannot all register, and
+    lookups are an index hit instead of a ``lower()`` scan that SQLite and
+    PostgreSQL would collate differently. ``username_skeleton`` (unique) is
+    what the name looks like (``p2sp.common.usernames.skeleton``), so a
+    look-alike cannot register either; it is NULL only for accounts that
+    already collided when the rule came in (migration 0002 reports them).
     """
 
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(32), nullable=False)
-    username_key: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    username_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    username_skeleton: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
     display_name: Mapped[str | None] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     status: Mapped[int] = mapped_column(
@@ -126,7 +132,7 @@ class User(Base):
 class Conversation(Base):
     """A direct chat, a group or a user's system inbox: anything with its own ``seq``.
 
-    The seeds' ``groups`` and ``conversations`` tables are one table here so
+    Groups and conversations are one table here so
     that every message, whatever it was sent to, has one conversation and one
     ordering. ``last_seq`` is the counter the sender path bumps (``UPDATE ...
     SET last_seq = last_seq + n``) to assign gap-free seqs at commit.
@@ -285,7 +291,7 @@ class UserLoginLog(Base):
 
 
 class Attachment(Base):
-    """File metadata of an image or file message (seed 004).
+    """File metadata of an image or file message.
 
     The bytes live at ``file_path`` outside the database; the row goes with its
     message (CASCADE).
@@ -307,7 +313,7 @@ class Attachment(Base):
 
 
 class ServerInfo(Base):
-    """A cluster node (seed 000), keyed by its configured ``SERVER_ID``.
+    """A cluster node, keyed by its configured ``SERVER_ID``.
 
     Nodes register themselves and refresh ``last_heartbeat``; the columns are
     nullable because a node may not know, say, its public address.
@@ -326,7 +332,7 @@ class ServerInfo(Base):
 
 
 class ChatSession(Base):
-    """An active period of a conversation (seed 004 "active session / end session").
+    """An active period of a conversation (from "active session" to "end session").
 
     Kept apart from ``conversations`` because a conversation can have many
     sessions over time; ``ended_at`` is NULL while ``is_active``.

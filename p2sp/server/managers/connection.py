@@ -3,7 +3,8 @@
 An ``asyncio.Protocol`` rather than streams: writes must never wait (a
 fan-out writes the same bytes to many sockets and moves on), and the only
 question asked of a socket before writing is how much it still holds. That is
-what makes invariant 5 cheap: a connection whose unsent bytes pass the limit
+what makes "one slow client never slows the rest" cheap (docs/architecture.md,
+"The promises and their tests"): a connection whose unsent bytes pass the limit
 is kicked as a slow consumer instead of slowing anyone who writes to it.
 
 Requests of one connection are handled one after another, in arrival order,
@@ -266,7 +267,7 @@ class Connection(asyncio.Protocol):
         return False
 
     def kick(self, reason: str) -> None:
-        """Send ``kicked`` with a reason and close (PROTOCOL §4)."""
+        """Send ``kicked`` with a reason and close (docs/protocol.md, "Events")."""
         self._final(event_frame("kicked", {"reason": reason}))
 
     def close_with_error(self, code: str, message: str) -> None:

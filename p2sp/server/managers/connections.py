@@ -1,6 +1,6 @@
 """Every open connection, and which one each logged-in user is on.
 
-The one place for the session rule of seed 002: a user has at most one live
+The one place for the session rule: a user has at most one live
 session; attaching a newer one kicks the older at once
 (``kicked``/``logged_in_elsewhere``). It also runs the idle sweep: one timer
 for all connections, not one per connection, so ten thousand idle clients
@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Iterator, Set
 
+from p2sp.common.exceptions import ChatError
 from p2sp.server.managers.connection import Connection, Session
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,9 @@ class ConnectionManager:
         self.idle_timeout = idle_timeout
         self._connections: set[Connection] = set()
         self._by_user: dict[int, Connection] = {}
+        #: Users blocked by an admin in this process's life (the database holds
+        #: every block; this is what a login already past its read must see).
+        self._barred: set[int] = set()
         self._sweeper: asyncio.Task[None] | None = None
         #: Connections with frames queued in this pass of the loop (``flush_soon``).
         self._unflushed: list[Connection] = []
@@ -65,7 +69,13 @@ class ConnectionManager:
     # -- sessions -----------------------------------------------------------------
 
     def attach(self, conn: Connection, session: Session) -> None:
-        """Make ``conn`` the user's session, kicking any older one."""
+        """Make ``conn`` the user's session, kicking any older one.
+
+        Raises ``user_blocked`` for a user barred since the login read the
+        account: the block check and the attach are one step.
+        """
+        if session.user_id in self._barred:
+            raise ChatError("user_blocked", "this account is blocked by an administrator")
         old = self._by_user.get(session.user_id)
         self._by_user[session.user_id] = conn
         conn.session = session
@@ -84,6 +94,14 @@ class ConnectionManager:
             del self._by_user[session.user_id]
             return session
         return None
+
+    def bar(self, user_id: int) -> None:
+        """From now on the user can have no session; the live one is kicked."""
+        self._barred.add(user_id)
+        self.kick_user(user_id, "blocked")
+
+    def unbar(self, user_id: int) -> None:
+        self._barred.discard(user_id)
 
     def session_of(self, user_id: int) -> Connection | None:
         return self._by_user.get(user_id)

@@ -45,6 +45,14 @@ class Router(Protocol):
         """End the user's session with ``kicked``/``reason``."""
         ...
 
+    def bar(self, user_id: int) -> None:
+        """A blocked user: no session from now on, the live one kicked (``blocked``)."""
+        ...
+
+    def unbar(self, user_id: int) -> None:
+        """The user may log in again."""
+        ...
+
 
 class LocalRouter:
     """Router over the connections of this process."""
@@ -56,3 +64,5 @@ class LocalRouter:
         self.deliver_group = connections.deliver_group
         self.is_online = connections.is_online
         self.kick = connections.kick_user
+        self.bar = connections.bar
+        self.unbar = connections.unbar

@@ -28,13 +28,18 @@ class FriendRepository:
         self.db = db
 
     async def add_pair(self, a: int, b: int) -> bool:
-        """Store the friendship both ways; False if it already existed."""
+        """Store the friendship both ways; False if it already existed.
+
+        The two rows go in the same order whoever asks (lower id first), so
+        two users adding each other at once queue on the first row instead
+        of each holding one and waiting for the other (a deadlock on
+        PostgreSQL); the second then meets the unique key.
+        """
+        low, high = min(a, b), max(a, b)
         try:
             async with self.db.writer.begin() as conn:
-                await conn.execute(
-                    insert(friends),
-                    [{"user_id_a": a, "user_id_b": b}, {"user_id_a": b, "user_id_b": a}],
-                )
+                await conn.execute(insert(friends).values(user_id_a=low, user_id_b=high))
+                await conn.execute(insert(friends).values(user_id_a=high, user_id_b=low))
         except IntegrityError:
             return False
         return True

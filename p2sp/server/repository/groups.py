@@ -1,7 +1,7 @@
 """Data access for groups: ``conversations`` of kind ``group`` and their members.
 
-A group is a conversation (seed 002's ``groups`` and seed 004's
-``conversations`` are one table), so its messages, seqs and delivery cursors
+A group is a conversation (groups and conversations are one table,
+``conversations``), so its messages, seqs and delivery cursors
 are the same machinery as direct chats. A member who joins starts at the
 group's current ``last_seq``: they receive what is said from then on, not
 the backlog.
@@ -219,41 +219,49 @@ class GroupRepository:
         """Add a member starting at the group's current seq.
 
         Returns None on success, else the refusal code (``already_member`` /
-        ``group_full``), decided inside the transaction so two joins cannot
-        both take the last place.
+        ``group_full``). The group's row is locked first (``FOR UPDATE`` on
+        PostgreSQL; SQLite has one writer at a time), so concurrent joins
+        and invites of one group take turns: two cannot both count the same
+        free place, nor both insert the same member.
         """
-        async with self.db.writer.begin() as conn:
-            if (
+        try:
+            async with self.db.writer.begin() as conn:
+                last_seq = (
+                    await conn.execute(
+                        select(conversations.c.last_seq)
+                        .where(conversations.c.id == group.id)
+                        .with_for_update()
+                    )
+                ).scalar_one()
+                if (
+                    await conn.execute(
+                        select(members.c.id).where(
+                            members.c.conversation_id == group.id, members.c.user_id == user_id
+                        )
+                    )
+                ).first():
+                    return "already_member"
+                total = (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(members)
+                        .where(members.c.conversation_id == group.id)
+                    )
+                ).scalar_one()
+                if total >= group.max_members:
+                    return "group_full"
                 await conn.execute(
-                    select(members.c.id).where(
-                        members.c.conversation_id == group.id, members.c.user_id == user_id
+                    insert(members).values(
+                        conversation_id=group.id,
+                        user_id=user_id,
+                        role=role,
+                        delivered_seq=last_seq,
+                        read_seq=last_seq,
                     )
                 )
-            ).first():
-                return "already_member"
-            total = (
-                await conn.execute(
-                    select(func.count())
-                    .select_from(members)
-                    .where(members.c.conversation_id == group.id)
-                )
-            ).scalar_one()
-            if total >= group.max_members:
-                return "group_full"
-            last_seq = (
-                await conn.execute(
-                    select(conversations.c.last_seq).where(conversations.c.id == group.id)
-                )
-            ).scalar_one()
-            await conn.execute(
-                insert(members).values(
-                    conversation_id=group.id,
-                    user_id=user_id,
-                    role=role,
-                    delivered_seq=last_seq,
-                    read_seq=last_seq,
-                )
-            )
+        except IntegrityError:
+            # The unique (conversation, user) key: a concurrent add won.
+            return "already_member"
         return None
 
     async def remove_member(self, group_id: int, user_id: int) -> bool:

@@ -74,6 +74,16 @@ class Draft:
     type: str = "text"
     client_msg_id: str | None = None
     notice: dict[str, Any] | None = None
+    #: The refusal code if the conversation is gone by commit time (a group
+    #: deleted between the send's checks and its commit).
+    gone_code: str = "no_such_conversation"
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """A draft whose conversation no longer existed when its batch committed."""
+
+    conversation_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +129,7 @@ class MessageStore:
 
     async def commit_batch(
         self, drafts: Sequence[Draft], cursor_moves: Sequence[CursorMove] = ()
-    ) -> list[Stored]:
+    ) -> list[Stored | Gone]:
         """Store every draft and move the given delivery cursors, in one
         transaction; results in the drafts' order."""
         if self._thread is not None:
@@ -131,7 +141,7 @@ class MessageStore:
 
     def _commit_on_sqlite(
         self, drafts: Sequence[Draft], cursor_moves: Sequence[CursorMove]
-    ) -> list[Stored]:
+    ) -> list[Stored | Gone]:
         """On the writer's thread: the batch in one transaction of its own connection."""
         if self._sqlite is None:
             self._sqlite = self.db.connect_sqlite()
@@ -151,7 +161,7 @@ class MessageStore:
 
     def _commit_on(
         self, conn: Connection, drafts: Sequence[Draft], cursor_moves: Sequence[CursorMove]
-    ) -> list[Stored]:
+    ) -> list[Stored | Gone]:
         """Through SQLAlchemy (``run_sync``): its transaction is the caller's."""
 
         def run(sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -162,7 +172,7 @@ class MessageStore:
 
     def _commit(
         self, run: Run, drafts: Sequence[Draft], cursor_moves: Sequence[CursorMove]
-    ) -> list[Stored]:
+    ) -> list[Stored | Gone]:
         stored = self._store(run, drafts) if drafts else []
         if cursor_moves:
             furthest: dict[tuple[int, int], int] = {}
@@ -176,10 +186,10 @@ class MessageStore:
             )
         return stored
 
-    def _store(self, run: Run, drafts: Sequence[Draft]) -> list[Stored]:
+    def _store(self, run: Run, drafts: Sequence[Draft]) -> list[Stored | Gone]:
         sql = self.sql
         conv_ids = self._resolve(run, drafts)
-        results: list[Stored | None] = [None] * len(drafts)
+        results: list[Stored | Gone | None] = [None] * len(drafts)
         earlier = self._existing(run, drafts)
         first_in_batch: dict[tuple[int | None, str], int] = {}
         fresh: list[int] = []
@@ -202,8 +212,12 @@ class MessageStore:
             bumped = run(sql.bump_seqs, _rows(sorted([cid, n] for cid, n in counts.items())))
             next_seq = {cid: last - counts[cid] + 1 for cid, last in bumped}
             if len(next_seq) != len(counts):
-                missing = sorted(set(counts) - set(next_seq))
-                raise LookupError(f"no conversation with id {missing}")
+                # Deleted since the sends were checked: those drafts are
+                # answered as refused; the rest of the batch goes on.
+                for i in fresh:
+                    if conv_ids[i] not in next_seq:
+                        results[i] = Gone(conv_ids[i])
+                fresh = [i for i in fresh if results[i] is None]
             rows = []
             for i in fresh:
                 d = drafts[i]
@@ -223,7 +237,11 @@ class MessageStore:
                         notice,
                     ]
                 )
-            ids = {(cid, seq): mid for mid, cid, seq in run(sql.insert_messages, _rows(rows))}
+            ids = (
+                {(cid, seq): mid for mid, cid, seq in run(sql.insert_messages, _rows(rows))}
+                if rows
+                else {}
+            )
             for i, row in zip(fresh, rows, strict=True):
                 results[i] = Stored(row[0], row[1], int(ids[(row[0], row[1])]), row[6])
 
@@ -232,8 +250,16 @@ class MessageStore:
                 assert d.client_msg_id is not None
                 orig = results[first_in_batch[(d.sender_id, d.client_msg_id)]]
                 assert orig is not None
-                results[i] = Stored(
-                    orig.conversation_id, orig.seq, orig.message_id, orig.sent_at, True
+                results[i] = (
+                    orig
+                    if type(orig) is Gone
+                    else Stored(
+                        orig.conversation_id,  # type: ignore[union-attr]
+                        orig.seq,  # type: ignore[union-attr]
+                        orig.message_id,  # type: ignore[union-attr]
+                        orig.sent_at,  # type: ignore[union-attr]
+                        True,
+                    )
                 )
         return results  # type: ignore[return-value]
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from p2sp.common.usernames import skeleton
 from p2sp.server.db.engine import Database
 from p2sp.server.db.models import Base
 
@@ -56,13 +57,33 @@ class UserRepository:
             return None
         return UserRow(row.id, row.username, row.password_hash, row.status == BLOCKED, row.is_admin)
 
-    async def create(self, username: str, key: str, password_hash: str) -> int | None:
-        """Insert a user; None if the name was taken meanwhile (unique key)."""
+    async def by_skeleton(self, skeleton: str) -> UserRow | None:
+        """The user whose name looks like one with this skeleton, if any."""
+        async with self.db.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(*_user_columns).where(users.c.username_skeleton == skeleton)
+                )
+            ).first()
+        if row is None:
+            return None
+        return UserRow(row.id, row.username, row.password_hash, row.status == BLOCKED, row.is_admin)
+
+    async def create(
+        self, username: str, key: str, skeleton: str, password_hash: str
+    ) -> int | None:
+        """Insert a user; None if the name, or one that looks like it, was
+        taken meanwhile (unique key and unique skeleton)."""
         try:
             async with self.db.writer.begin() as conn:
                 result = await conn.execute(
                     insert(users)
-                    .values(username=username, username_key=key, password_hash=password_hash)
+                    .values(
+                        username=username,
+                        username_key=key,
+                        username_skeleton=skeleton,
+                        password_hash=password_hash,
+                    )
                     .returning(users.c.id)
                 )
                 return int(result.scalar_one())
@@ -97,6 +118,18 @@ class UserRepository:
                 .where(users.c.id == user_id, users.c.auth_token == token)
                 .values(auth_token=None, presence="offline", last_seen=now)
             )
+
+    async def admin_ids(self) -> set[int]:
+        """Every server admin's id (few: the admin watcher asks often)."""
+        async with self.db.reader.connect() as conn:
+            return {r[0] for r in await conn.execute(select(users.c.id).where(users.c.is_admin))}
+
+    async def is_admin(self, user_id: int) -> bool:
+        async with self.db.reader.connect() as conn:
+            found = (
+                await conn.execute(select(users.c.is_admin).where(users.c.id == user_id))
+            ).scalar_one_or_none()
+        return bool(found)
 
     async def set_admin(self, user_id: int, is_admin: bool) -> None:
         async with self.db.writer.begin() as conn:
@@ -141,7 +174,9 @@ class UserRepository:
         found = await self.by_key(SYSTEM_USER)
         if found is not None:
             return found.id
-        created = await self.create(SYSTEM_USER, SYSTEM_USER, UNUSABLE_PASSWORD)
+        created = await self.create(
+            SYSTEM_USER, SYSTEM_USER, skeleton(SYSTEM_USER), UNUSABLE_PASSWORD
+        )
         if created is None:  # another process made it meanwhile
             found = await self.by_key(SYSTEM_USER)
             assert found is not None

@@ -1,4 +1,4 @@
-"""Server administration (seed 002's admin commands), for users with ``is_admin``.
+"""Server administration (the admin actions), for users with ``is_admin``.
 
 The admin check is here, once, for every admin action. Admin messages reach
 users as system messages and are stored like any other, so they survive the
@@ -38,9 +38,11 @@ class AdminService:
         self.groups = groups
         self.router = router
 
-    @staticmethod
-    def require_admin(me: Session) -> None:
-        if not me.is_admin:
+    async def require_admin(self, me: Session) -> None:
+        """The database decides, not the session: ``p2sp-server promote`` and
+        ``demote`` (another process) take effect at an admin's next request.
+        Admin actions are rare, so the query costs nothing that matters."""
+        if not await self.users.is_admin(me.user_id):
             raise ChatError("not_permitted", "this needs a server admin")
 
     async def _user(self, username: str) -> UserRef:
@@ -50,7 +52,7 @@ class AdminService:
         return target
 
     async def all_users(self, me: Session, online_only: bool) -> dict[str, Any]:
-        self.require_admin(me)
+        await self.require_admin(me)
         out = []
         for uid, name, blocked, is_admin, last_seen in await self.users.listing(MAX_LISTED):
             if name == SYSTEM_USER:
@@ -70,18 +72,18 @@ class AdminService:
         return {"users": out}
 
     async def all_groups(self, me: Session) -> dict[str, Any]:
-        self.require_admin(me)
+        await self.require_admin(me)
         return await self.groups.everything()
 
     async def send(self, me: Session, username: str, text: str) -> dict[str, Any]:
-        self.require_admin(me)
+        await self.require_admin(me)
         self.messages.check_text(text)
         target = await self._user(username)
         stored = await self.messages.notify(target.id, {"kind": "admin", "from": me.username}, text)
         return {"conversation_id": stored.conversation_id, "seq": stored.seq}
 
     async def send_group(self, me: Session, sel: GroupSelector, text: str) -> dict[str, Any]:
-        self.require_admin(me)
+        await self.require_admin(me)
         self.messages.check_text(text)
         group = await self.groups.select(sel)
         if group.blocked:
@@ -91,7 +93,7 @@ class AdminService:
 
     async def broadcast(self, me: Session, text: str) -> dict[str, Any]:
         """A notice in every (unblocked) user's inbox; returns how many got it live."""
-        self.require_admin(me)
+        await self.require_admin(me)
         self.messages.check_text(text)
         notice = {"kind": "admin", "from": me.username, "broadcast": True}
         ids = await self.users.all_ids()
@@ -100,16 +102,25 @@ class AdminService:
         return {"delivered_online": online}
 
     async def block_user(self, me: Session, username: str, blocked: bool) -> None:
-        self.require_admin(me)
+        """Barred before the database write, so a login that read the account
+        earlier and is still hashing the password is refused when it attaches."""
+        await self.require_admin(me)
         target = await self._user(username)
         if target.id == me.user_id:
             raise ChatError("not_permitted", "you cannot block yourself")
-        await self.users.set_blocked(target.id, blocked)
         if blocked:
-            self.router.kick(target.id, "blocked")
+            self.router.bar(target.id)
+        try:
+            await self.users.set_blocked(target.id, blocked)
+        except BaseException:
+            if blocked:
+                self.router.unbar(target.id)
+            raise
+        if not blocked:
+            self.router.unbar(target.id)
 
     async def block_group(self, me: Session, sel: GroupSelector, blocked: bool) -> None:
-        self.require_admin(me)
+        await self.require_admin(me)
         group = await self.groups.select(sel)
         if group.blocked != blocked:
             await self.groups.set_blocked(group, blocked)

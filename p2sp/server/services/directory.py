@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from p2sp.common.usernames import name_key
 from p2sp.server.db.models import direct_pair_key, system_pair_key
 from p2sp.server.repository.friends import FriendRepository
 from p2sp.server.repository.messages import ConversationKey
@@ -28,11 +29,6 @@ MAX_CONVERSATIONS = 200_000
 class UserRef:
     id: int
     username: str
-
-
-def name_key(username: str) -> str:
-    """How names are compared: case-insensitively, in any script."""
-    return username.casefold()
 
 
 class Directory:
@@ -56,7 +52,7 @@ class Directory:
         befriend, message or invite, so it is found only when asked for.
         """
         key = name_key(username)
-        if key == SYSTEM_USER and not allow_system:
+        if key is None or (key == SYSTEM_USER and not allow_system):
             return None
         ref = self._by_key.get(key)
         if ref is None:

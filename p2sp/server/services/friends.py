@@ -1,6 +1,6 @@
 """Friends and presence.
 
-Friendship is mutual and immediate (seed 002's V2 simplification): ``add``
+Friendship is mutual and immediate (no request to accept): ``add``
 stores both directions and leaves the added user a ``friend_added`` notice.
 Presence is announced to a user's online friends on login, logout and drop;
 "online" is this process's session table, the authority on who is here.

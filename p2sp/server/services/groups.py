@@ -1,4 +1,4 @@
-"""Groups and public rooms: every permission rule of seed 002's group commands.
+"""Groups and public rooms: every permission rule of the group actions.
 
 Who may do what, in one table of checks:
 
@@ -26,6 +26,7 @@ import asyncio
 from typing import Any
 
 from p2sp.common.exceptions import ChatError, invalid_request
+from p2sp.common.limits import GROUPS_PER_CREATOR
 from p2sp.common.message import GroupSelector, now_ms
 from p2sp.server.events import MessageView, message_event
 from p2sp.server.managers.connection import Session
@@ -36,7 +37,6 @@ from p2sp.server.services.directory import Directory
 from p2sp.server.services.messages import MessageService, sent_data
 from p2sp.server.services.writer import MessageWriter, Pending
 
-MAX_GROUPS_PER_CREATOR = 10
 PUBLIC_ROOM = "public"
 MAX_LISTED = 1000
 MAX_CACHED_GROUPS = 10_000
@@ -111,7 +111,7 @@ class GroupService:
         return group
 
     async def select(self, sel: GroupSelector) -> GroupRow:
-        """A group by id, or by name and creator (seed 002's admin commands)."""
+        """A group by id, or by name and creator (as the admin actions may name it)."""
         if sel.group_id is not None:
             return await self.group(sel.group_id)
         if sel.name is None or sel.creator is None:
@@ -144,7 +144,11 @@ class GroupService:
         ]
 
     async def ensure_public_room(self, system_user_id: int) -> int:
-        """The room every server has from its first start (PROTOCOL §3)."""
+        """The room every server has from its first start.
+
+        docs/protocol.md, "Actions available now": the ``public`` room, owned by
+        the reserved account ``system``.
+        """
         found = await self.repo.by_name(PUBLIC_ROOM, system_user_id)
         if found is not None:
             return found.id
@@ -176,9 +180,9 @@ class GroupService:
         size = self.default_max_members if max_members is None else max_members
         if size > self.max_members_cap:
             raise invalid_request(f"max_members: at most {self.max_members_cap}")
-        if await self.repo.count_created(me.user_id) >= MAX_GROUPS_PER_CREATOR:
+        if await self.repo.count_created(me.user_id) >= GROUPS_PER_CREATOR:
             raise ChatError(
-                "group_limit", f"you have created {MAX_GROUPS_PER_CREATOR} groups, the most allowed"
+                "group_limit", f"you have created {GROUPS_PER_CREATOR} groups, the most allowed"
             )
         gid = await self.repo.create(
             name, me.user_id, public=public, max_members=size, description=description
@@ -352,7 +356,15 @@ class GroupService:
         every online member. The member set is read now, in request order."""
         members = await self.member_set(group.id)
         type_ = "system" if system else "text"
-        draft = Draft(group.id, sender_id, text, now_ms(), type=type_, client_msg_id=client_msg_id)
+        draft = Draft(
+            group.id,
+            sender_id,
+            text,
+            now_ms(),
+            type=type_,
+            client_msg_id=client_msg_id,
+            gone_code="no_such_group",
+        )
         router = self.router
 
         def deliver(stored: Stored) -> None:

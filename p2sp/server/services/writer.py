@@ -20,10 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from p2sp.common.exceptions import ChatError
 from p2sp.server.repository.messages import (
     ConversationKey,
     CursorMove,
     Draft,
+    Gone,
     MessageStore,
     Stored,
 )
@@ -163,6 +165,11 @@ class MessageWriter:
         learn = self.learn
         for job in batch:
             result = next(stored) if job.draft is not None else None
+            if type(result) is Gone:
+                job.future.set_exception(
+                    ChatError(job.draft.gone_code, "this conversation no longer exists")  # type: ignore[union-attr]
+                )
+                continue
             if result is not None and learn is not None:
                 conv = job.draft.conversation  # type: ignore[union-attr]
                 if type(conv) is ConversationKey:

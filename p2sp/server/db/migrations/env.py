@@ -6,7 +6,7 @@ Two ways in:
   open connection in ``config.attributes["connection"]``; nothing here touches
   logging or starts an event loop, since the server already runs one;
 * the ``alembic`` command (``alembic.ini`` at the repository root): the URL
-  comes from ``P2SP_DATABASE_URL`` (or the seeds' ``DATABASE_URL``), the engine
+  comes from ``P2SP_DATABASE_URL`` (or its alias ``DATABASE_URL``), the engine
   is built exactly as the server builds it, and logging is configured from the
   ini file.
 """

@@ -1,4 +1,4 @@
-"""Initial schema: the whole data model of DESIGN.md.
+"""Initial schema: the whole data model of ``p2sp/server/db/models.py``.
 
 Revision ID: 0001
 Revises:
