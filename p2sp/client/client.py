@@ -1,6 +1,7 @@
 """The async Python SDK: one connection to a p2sp server, requests and events.
 
-``Client.call(action, **data)`` is the whole protocol (PROTOCOL §2): it sends
+``Client.call(action, **data)`` is the whole protocol (docs/protocol.md,
+"Envelope"): it sends
 a request with a fresh id and the session token and waits for the response
 with that id, so any number of calls can be in flight at once and answers may
 come back in any order. Everything the server sends unasked (messages,
@@ -23,7 +24,11 @@ Design notes:
   ``ack`` the application sends while handling it.
 * Kicks for ``logged_in_elsewhere`` and ``blocked`` never reconnect: the
   first would fight the newer session forever, the second is refused.
-* Delivery (PROTOCOL §5) is at-least-once, so the SDK keeps, per
+* A ``session`` event ``{is_admin}`` (an operator ran ``p2sp-server
+  promote`` / ``demote`` while the user was logged in) updates ``is_admin``
+  as the reader sees it, then goes to the application like any event, so an
+  application that asks ``is_admin`` gets the new answer at once.
+* Delivery (docs/protocol.md, "Delivery") is at-least-once, so the SDK keeps, per
   conversation, the highest ``seq`` it has handed to the application and
   drops any ``message`` at or below it. A message counts as handed over when
   it leaves the event queue, and that is also when it becomes due for an
@@ -246,12 +251,18 @@ class Client:
         await self._open()
         self._announced = True
 
-    async def close(self) -> None:
+    async def close(self, *, send_acks: bool = True) -> None:
         """Close the connection for good: no more pings or reconnects. Idempotent.
 
         Acknowledgements still pending are sent first, if the session is up
-        (best effort: at most ``min(request_timeout, 1)`` seconds).
+        (best effort: at most ``min(request_timeout, 1)`` seconds). With
+        ``send_acks=False`` they are dropped instead, so the server delivers
+        those messages again at the next login: for an application that took
+        messages it could not pass on (its output went away).
         """
+        if not send_acks:
+            self._ack_pending.clear()
+            self._ack_count = 0
         if not self._closing:
             await self._final_ack_flush()
         self._closing = True
@@ -352,7 +363,7 @@ class Client:
         msg_id = client_msg_id if client_msg_id is not None else uuid.uuid4().hex
         return await self._idempotent("send", {"to": to, "text": text, "client_msg_id": msg_id})
 
-    # --- groups and public rooms (PROTOCOL §3) -------------------------------
+    # --- groups and public rooms (docs/protocol.md, "Actions available now") ----
 
     async def newgroup(
         self,
@@ -365,7 +376,8 @@ class Client:
         """Create a group (a public room with ``public=True``); the caller owns it.
 
         Returns {group_id, name, creator}. Fails with ``group_exists`` (a group
-        of that name by this user exists) or ``group_limit`` (10 per creator).
+        of that name by this user exists) or ``group_limit`` (a user may have
+        created ``p2sp.common.limits.GROUPS_PER_CREATOR`` groups at once).
         """
         data: dict[str, Any] = {"name": name, "public": public}
         if description is not None:
@@ -819,6 +831,11 @@ class Client:
                 self.auth_token = None
                 self._credentials = None
                 self.is_admin = False
+        elif kind == "session":
+            is_admin = body.get("is_admin")
+            if isinstance(is_admin, bool) and self.auth_token is not None:
+                self.is_admin = is_admin
+                self._notify_state()
         elif kind == "error":
             code = body.get("code")
             self._drop_reason = code if isinstance(code, str) else "error"

@@ -1,9 +1,9 @@
 """Defaults of the terminal client, in one place.
 
 The SDK takes every value as an argument; these are what the terminal client
-passes when the command line says nothing. The port is the protocol's
-(PROTOCOL §6); the timings follow the server's idle timeout (300 s) with a
-wide margin.
+passes when the command line says nothing. The port is the server's default
+(docs/operations.md, ``P2SP_PORT``); the timings follow the server's idle
+timeout (300 s, docs/protocol.md "Framing errors") with a wide margin.
 """
 
 from __future__ import annotations

@@ -14,26 +14,39 @@ in the string tables whose placeholders are fields of the ``notice`` object
 
 Times (``sent_at``, ``last_seen``) are shown in the local time zone unless
 the handler is given another one (tests pass UTC).
+
+Everything that came from another person (message text, user names, group
+names, notices quoting them) goes through ``neutralise`` before it is put
+into a line: whatever its characters, it can only show them, never start a
+line of its own, move the cursor, recolour the screen or pass for a line of
+the client's (docs/client.md, "What other people's text can do on your
+screen").
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final, Literal
 
 import msgspec
 
 from p2sp.client.client import Event
 from p2sp.client.errors import ConnectionLost, RequestTimeout
-from p2sp.client.strings import Strings
+from p2sp.client.strings import EN, ZH, Strings
 from p2sp.common.exceptions import ChatError, P2SPError
 
 Formatter = Callable[[Mapping[str, Any]], list[str]]
 
 KICK_REASONS = ("logged_in_elsewhere", "blocked", "slow_consumer", "shutdown")
-#: notice kinds of PROTOCOL §5; ``admin`` is worded by ``_system_message``, the others
-#: by their ``notice.<kind>`` string (unknown kinds show the server's ``text``)
+#: codes whose server message carries what the user needs (the look-alike an
+#: existing name is too close to, the rule a field broke): shown after our words
+DETAIL_CODES: Final = frozenset({"user_exists", "invalid_request"})
+#: notice kinds of docs/protocol.md ("Events"); ``admin`` is worded by
+#: ``_system_message``, the others by their ``notice.<kind>`` string (unknown
+#: kinds show the server's ``text``)
 NOTICE_KINDS = (
     "friend_added",
     "group_invited",
@@ -46,10 +59,117 @@ NOTICE_KINDS = (
 
 
 def _text(value: object, default: str = "") -> str:
-    """A payload field as display text (None and absent fields become ``default``)."""
+    """A payload field as a string (None and absent fields become ``default``).
+
+    Raw: it goes on screen only through ``neutralise`` (``_name`` / ``_body``).
+    """
     if value is None:
         return default
     return value if isinstance(value, str) else str(value)
+
+
+# --- what other people's text can do on the screen ---------------------------
+
+#: How every further line of someone else's text starts: under the sender,
+#: visibly part of the message above, never at the left margin where the
+#: client's own lines ("[System] ...", "alice> ") start.
+CONTINUATION: Final = "  | "
+#: What str.splitlines() breaks on: every one of them starts a continuation.
+_LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+#: Bidirectional embeddings, overrides and isolates: they reorder what follows
+#: them on the line (a name could make "root" of "toor").
+BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: Shown instead of a character that may not act (a bidi control, a C1 control).
+REPLACEMENT: Final = "\ufffd"
+#: Shown instead of a line break inside a name.
+NEWLINE_SYMBOL: Final = "\u2424"
+#: The bracketed tags of the client's own lines ("[System]", "[offline]" and
+#: their Chinese forms), taken from the string tables: a group named like one is
+#: shown in quotes so "[System] alice: ..." cannot pass for a system line.
+RESERVED_TAGS: Final = frozenset(
+    match.casefold()
+    for table in (EN, ZH)
+    for key, template in table.items()
+    if key.startswith("message.")
+    for match in re.findall(r"\[([^\]{}]+)\]", template)
+)
+_BRACKETS = str.maketrans({"[": "\uff3b", "]": "\uff3d"})
+
+
+def _visible(ch: str) -> str:
+    """One character of someone else's text as it may appear on the screen."""
+    code = ord(ch)
+    if ch == "\t":
+        return " "
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block: \x1b is shown as ␛
+    if code == 0x7F:
+        return "\u2421"  # ␡
+    if 0x80 <= code <= 0x9F or ch in BIDI_CONTROLS:
+        return REPLACEMENT  # C1 controls (\x9b is a terminal's CSI) and bidi controls
+    return ch
+
+
+def _reserved(name: str) -> bool:
+    plain = "".join(
+        c for c in unicodedata.normalize("NFKC", name) if unicodedata.category(c) != "Cf"
+    )
+    return " ".join(plain.split()).casefold() in RESERVED_TAGS
+
+
+def neutralise(value: object, *, kind: Literal["text", "name", "group"] = "text") -> str:
+    r"""Another person's text, made safe to print inside one of our lines.
+
+    The rule (docs/client.md, "What other people's text can do on your
+    screen"), for every string that came from someone else:
+
+    * Control characters do nothing: ESC (so ANSI escape sequences), ``\r``,
+      backspace and the other C0 controls are shown as their Control Pictures
+      symbol (``␛``, ``␍``, ``␈`` ...), DEL as ``␡``; a tab is a space; C1
+      controls (``\x80``-``\x9f``, ``\x9b`` being a terminal's CSI) and the
+      bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069)
+      are shown as ``�``.
+    * ``kind="text"`` (a message, a notice): a line break (``\n``, ``\r\n``,
+      ``\r``, U+2028 ... everything ``str.splitlines`` breaks on) starts a
+      continuation line that begins with ``CONTINUATION`` ("  | "), so every
+      line after the first is visibly part of the message above it and none
+      starts at the left margin like a system line, a prompt or another
+      sender's line. Line breaks at the end are dropped.
+    * ``kind="name"`` (a user name, or any other value shown on one line): a
+      line break is shown as ``␤``.
+    * ``kind="group"`` (a group name, shown as the ``[group]`` tag of its
+      messages): as a name, and square brackets are shown as fullwidth
+      ``［ ］``, so a name cannot close the tag it is shown in and open one of
+      its own; a name that reads like one of the client's own tags
+      (``System``, ``offline``, ``系统消息``, ``离线消息``: ``RESERVED_TAGS``)
+      is shown in double quotes, so ``[System] alice: ...`` is never a group.
+
+    Everything else (letters of every script, emoji, joiners) is shown as it is.
+    """
+    text = _text(value)
+    if kind != "text":
+        shown = "".join(map(_visible, _LINE_BREAK.sub(NEWLINE_SYMBOL, text)))
+        if kind == "group":
+            shown = shown.translate(_BRACKETS)
+            return f'"{shown}"' if _reserved(shown) else shown
+        return shown
+    lines = _LINE_BREAK.split(text.rstrip("\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"))
+    return ("\n" + CONTINUATION).join("".join(map(_visible, line)) for line in lines)
+
+
+def _name(value: object, default: str = "") -> str:
+    """A user name (or any one-line value) from the network, ready for a line."""
+    return neutralise(_text(value, default), kind="name")
+
+
+def _group(value: object, default: str = "") -> str:
+    """A group name from the network, ready for a line (``neutralise``)."""
+    return neutralise(_text(value, default), kind="group")
+
+
+def _body(value: object) -> str:
+    """Message or notice text from the network, ready for a line (``neutralise``)."""
+    return neutralise(_text(value), kind="text")
 
 
 class ClientMessageHandler:
@@ -65,6 +185,7 @@ class ClientMessageHandler:
             "error": self._error_event,
             "presence": self._presence,
             "sync_done": self._sync_done,
+            "session": self._session,
             "disconnected": self._disconnected,
             "reconnected": self._reconnected,
         }
@@ -85,10 +206,30 @@ class ClientMessageHandler:
         return formatter(event.payload)
 
     def reason(self, code: object) -> str:
-        """A protocol reason code in words; unknown codes are shown as they are."""
+        """A protocol code or an SDK reason in words; unknown ones are shown as they are."""
         text = _text(code, "?")
-        key = f"reason.{text}"
-        return self.strings(key) if self.strings.has(key) else text
+        for key in (f"code.{text}", f"reason.{text}"):
+            if self.strings.has(key):
+                return self.strings(key)
+        return _name(text)
+
+    def code_text(
+        self, code: object, message: object = "", data: Mapping[str, Any] | None = None
+    ) -> str:
+        """What a code means, in the user's language; the server's message if we have no words.
+
+        ``rate_limited`` says how long to wait (``retry_after`` in ``data``).
+        """
+        text = _text(code)
+        if text == "rate_limited":
+            wait = (data or {}).get("retry_after")
+            if isinstance(wait, int | float) and not isinstance(wait, bool) and wait > 0:
+                return self.strings("code.rate_limited", seconds=max(1, round(wait)))
+            return self.strings("code.rate_limited_later")
+        key = f"code.{text}"
+        if text and self.strings.has(key):
+            return self.strings(key)
+        return _body(message) or _name(text or "?")
 
     # --- messages ----------------------------------------------------------
 
@@ -103,15 +244,15 @@ class ClientMessageHandler:
             return self._unknown(Event("message", dict(payload), 0))
         if payload.get("replay") is True:
             line = self.strings("message.replayed", line=line)
-        return [line]
+        return line.split("\n")
 
     def _direct_message(self, payload: Mapping[str, Any]) -> str | None:
         if payload.get("system") is True:
             return self._system_message(payload)
         return self.strings(
             "message.direct",
-            sender=_text(payload.get("from"), "?"),
-            message=_text(payload.get("text")),
+            sender=_name(payload.get("from"), "?"),
+            message=_body(payload.get("text")),
             time=self.clock(payload.get("sent_at")),
         )
 
@@ -119,34 +260,34 @@ class ClientMessageHandler:
         """A notice in the user's inbox; an administrator's message names the admin."""
         notice = payload.get("notice")
         if isinstance(notice, Mapping) and notice.get("kind") == "admin":
-            sender = _text(notice.get("from")) or _text(payload.get("from"))
+            sender = _name(notice.get("from")) or _name(payload.get("from"))
             if sender:
                 key = "message.admin_broadcast" if notice.get("broadcast") else "message.admin"
                 return self.strings(
                     key,
                     sender=sender,
-                    message=_text(payload.get("text")),
+                    message=_body(payload.get("text")),
                     time=self.clock(payload.get("sent_at")),
                 )
         return self.strings("message.system", message=self.notice_text(payload))
 
     def _group_message(self, payload: Mapping[str, Any]) -> str:
         """Group chat, shown with the group's name; an administrator's is a system line."""
-        group = _text(payload.get("group_name")) or _text(payload.get("group_id"), "?")
+        group = _group(payload.get("group_name")) or _name(payload.get("group_id"), "?")
         if payload.get("system") is True:
-            sender = _text(payload.get("from"))
+            sender = _name(payload.get("from"))
             return self.strings(
                 "message.group_system" if sender else "message.group_system_anonymous",
                 group=group,
                 sender=sender,
-                message=_text(payload.get("text")),
+                message=_body(payload.get("text")),
                 time=self.clock(payload.get("sent_at")),
             )
         return self.strings(
             "message.group",
             group=group,
-            sender=_text(payload.get("from"), "?"),
-            message=_text(payload.get("text")),
+            sender=_name(payload.get("from"), "?"),
+            message=_body(payload.get("text")),
             time=self.clock(payload.get("sent_at")),
         )
 
@@ -156,7 +297,7 @@ class ClientMessageHandler:
         Our wording is used only if every name it needs is in the notice, so
         a notice with a field missing still shows the server's sentence.
         """
-        fallback = _text(payload.get("text"))
+        fallback = _body(payload.get("text"))
         notice = payload.get("notice")
         if not isinstance(notice, Mapping):
             return fallback
@@ -169,7 +310,7 @@ class ClientMessageHandler:
             value = notice.get(name)
             if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
                 return fallback
-            params[name] = str(value)
+            params[name] = _group(value) if name == "group_name" else _name(value)
         return self.strings(key, **params)
 
     def clock(self, ms: object) -> str:
@@ -200,17 +341,24 @@ class ClientMessageHandler:
         return [self.strings("event.kicked.other", reason=self.reason(reason or "?"))]
 
     def _error_event(self, payload: Mapping[str, Any]) -> list[str]:
-        return [
-            self.strings(
-                "event.error",
-                code=_text(payload.get("code"), "error"),
-                message=_text(payload.get("message")),
-            )
-        ]
+        code = _text(payload.get("code"), "error")
+        line = self.strings(
+            "event.error",
+            code=_name(code),
+            message=self.code_text(code, payload.get("message")),
+        )
+        return line.split("\n")
 
     def _presence(self, payload: Mapping[str, Any]) -> list[str]:
         key = "event.presence.online" if payload.get("online") else "event.presence.offline"
-        return [self.strings(key, username=_text(payload.get("username"), "?"))]
+        return [self.strings(key, username=_name(payload.get("username"), "?"))]
+
+    def _session(self, payload: Mapping[str, Any]) -> list[str]:
+        """The server changed this session's rights (``p2sp-server promote`` / ``demote``)."""
+        flag = payload.get("is_admin")
+        if not isinstance(flag, bool):
+            return self._unknown(Event("session", dict(payload), 0))
+        return [self.strings("event.session.admin" if flag else "event.session.user")]
 
     def _sync_done(self, payload: Mapping[str, Any]) -> list[str]:
         count = payload.get("count")
@@ -233,45 +381,70 @@ class ClientMessageHandler:
         if payload.get("relogged_in"):
             return [
                 self.strings(
-                    "event.reconnected.relogged", username=_text(payload.get("username"), "?")
+                    "event.reconnected.relogged", username=_name(payload.get("username"), "?")
                 )
             ]
         if payload.get("code"):
-            return [
-                self.strings(
-                    "event.reconnected.relogin_failed",
-                    code=_text(payload.get("code")),
-                    message=_text(payload.get("message")),
-                )
-            ]
+            line = self.strings(
+                "event.reconnected.relogin_failed",
+                code=_name(payload.get("code")),
+                message=self.code_text(payload.get("code"), payload.get("message")),
+            )
+            return line.split("\n")
         return [self.strings("event.reconnected.plain")]
 
     def _unknown(self, event: Event) -> list[str]:
         """Events this client version has no wording for, shown raw rather than hidden."""
         payload = msgspec.json.encode(event.payload).decode("utf-8", "replace")
-        return [self.strings("event.unknown", type=event.type, payload=payload)]
+        return self.strings("event.unknown", type=_name(event.type), payload=_body(payload)).split(
+            "\n"
+        )
 
     # --- responses ---------------------------------------------------------
 
     def format_error(self, error: BaseException) -> str:
-        """A failed command for a person: the server's message and its stable code."""
+        """A failed command for a person: the code in words, and the code itself.
+
+        The words are the client's (so in the user's language) for every code
+        of the protocol; the server's own message is added for the codes
+        where it says what the user needs to know (``DETAIL_CODES``: which
+        existing name a new one looks like, which rule a field broke), and
+        stands alone for a code this client does not know.
+        """
         if isinstance(error, ChatError):
-            return self.strings("error.request", message=error.message, code=error.code)
+            code = _name(error.code)
+            words = self.code_text(error.code, error.message, error.data)
+            if error.code in DETAIL_CODES and error.message:
+                detail = _body(_without_field(error.message))
+                return self.strings("error.request_detail", message=words, detail=detail, code=code)
+            return self.strings("error.request", message=words, code=code)
         if isinstance(error, ConnectionLost):
             return self.strings("error.connection_lost")
         if isinstance(error, RequestTimeout):
             return self.strings("error.timeout")
         if isinstance(error, P2SPError):
-            return self.strings("error.other", message=error.message)
-        return self.strings("error.other", message=str(error) or type(error).__name__)
+            return self.strings("error.other", message=_body(error.message))
+        return self.strings("error.other", message=_body(str(error) or type(error).__name__))
+
+    def name(self, value: object, default: str = "?") -> str:
+        """A user name for a line of ours (see ``neutralise``)."""
+        return _name(value, default)
+
+    def group(self, value: object, default: str = "?") -> str:
+        """A group name for a line of ours (see ``neutralise``)."""
+        return _group(value, default)
+
+    def body(self, value: object) -> str:
+        """Text for a line of ours, continuation lines marked (see ``neutralise``)."""
+        return _body(value)
 
     def registered(self, username: str, user_id: int) -> str:
-        return self.strings("reg.ok", username=username, user_id=user_id)
+        return self.strings("reg.ok", username=_name(username), user_id=user_id)
 
     def added(self, data: Mapping[str, Any], username: str) -> str:
         """The result of ``add``: the new friend, and whether they are online now."""
         key = "add.ok.online" if data.get("online") else "add.ok.offline"
-        return self.strings(key, username=_text(data.get("username"), username))
+        return self.strings(key, username=_name(data.get("username"), username))
 
     def friends(self, friends: Sequence[Mapping[str, Any]]) -> list[str]:
         """The friend list: a title, then one line per friend (last seen if offline)."""
@@ -279,7 +452,7 @@ class ClientMessageHandler:
             return [self.strings("friends.none")]
         lines = [self.strings("friends.title", count=len(friends))]
         for friend in friends:
-            name = _text(friend.get("username"), "?")
+            name = _name(friend.get("username"), "?")
             if friend.get("online"):
                 lines.append(self.strings("friends.online", username=name))
             elif friend.get("last_seen") is not None:
@@ -291,11 +464,11 @@ class ClientMessageHandler:
 
     def sent(self, to: str, text: str) -> str:
         """The echo of a message this user sent."""
-        return self.strings("send.echo", to=to, message=text)
+        return self.strings("send.echo", to=_name(to), message=_body(text))
 
     def welcome(self, data: Mapping[str, Any]) -> list[str]:
         """The login greeting; admins are told their extra commands are unlocked."""
-        username = _text(data.get("username"), "?")
+        username = _name(data.get("username"), "?")
         if data.get("is_admin"):
             return [
                 self.strings("login.welcome_admin", username=username),
@@ -360,10 +533,10 @@ class ClientMessageHandler:
                 self.strings(
                     "groups.line",
                     number=number,
-                    name=_text(row.get("name"), "?"),
-                    creator=_text(row.get("creator"), "?"),
-                    online=_text(row.get("online"), "?"),
-                    total=_text(row.get("total"), "?"),
+                    name=_group(row.get("name"), "?"),
+                    creator=_name(row.get("creator"), "?"),
+                    online=_name(row.get("online"), "?"),
+                    total=_name(row.get("total"), "?"),
                     marks=self.strings("groups.marks", marks=joined_marks) if marks else "",
                 )
             )
@@ -386,7 +559,7 @@ class ClientMessageHandler:
             lines.append(
                 self.strings(
                     "users.line",
-                    username=_text(user.get("username"), "?"),
+                    username=_name(user.get("username"), "?"),
                     presence=presence,
                     status=self.strings("users.blocked" if user.get("blocked") else "users.active"),
                     admin=self.strings("users.admin") if user.get("is_admin") else "",
@@ -398,13 +571,18 @@ class ClientMessageHandler:
         """The result of ``join``: the room and how many of its members are online."""
         return self.strings(
             "join.ok",
-            name=_text(row.get("name")) or name,
-            online=_text(row.get("online"), "?"),
-            total=_text(row.get("total"), "?"),
+            name=_group(row.get("name")) or _group(name),
+            online=_name(row.get("online"), "?"),
+            total=_name(row.get("total"), "?"),
         )
 
     def group_choices(self, rows: Sequence[Mapping[str, Any]]) -> str:
         """``ops@alice, ops@bob``: how to tell groups of the same name apart."""
         return ", ".join(
-            f"{_text(r.get('name'), '?')}@{_text(r.get('creator'), '?')}" for r in rows
+            f"{_group(r.get('name'), '?')}@{_name(r.get('creator'), '?')}" for r in rows
         )
+
+
+def _without_field(message: str) -> str:
+    """The server's sentence without the field it names (`` - at `data.username` ``)."""
+    return re.sub(r" - (?:at|in) `[^`]*`$", "", message)

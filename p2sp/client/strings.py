@@ -9,8 +9,15 @@ group line ...) is just another key in both tables.
 Naming: ``cmd.<name>.usage`` / ``cmd.<name>.help`` describe commands,
 ``event.<type>...`` render server pushes, ``message.<kind>`` render chat
 messages, ``notice.<kind>`` render system notices from their ``notice``
-object (PROTOCOL §5), ``reason.<code>`` turn a protocol reason code into
-words, ``error.*`` report failures.
+object (docs/protocol.md, "Events"), ``code.<code>`` put every code of the
+protocol (a refusal, a framing error, a kick reason) into words,
+``reason.<code>`` the reasons only this client's SDK gives for a dropped
+connection, ``check.*`` the rules the client checks before it sends
+anything, ``error.*`` report failures.
+
+Limits (name lengths, the password rule, the group limit ...) are read from
+``p2sp.common.limits`` and ``p2sp.common.usernames``, never written out here,
+so a limit changed there changes every sentence that states it.
 
 The language is ``--lang`` if given, else the locale (``LC_ALL``, then
 ``LC_MESSAGES``, then ``LANG``, the POSIX precedence: the first one set
@@ -25,6 +32,16 @@ import os
 import string
 from collections.abc import Mapping
 from typing import Any, Final
+
+from p2sp.common.limits import (
+    GROUP_NAME_MAX,
+    GROUPS_PER_CREATOR,
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    USERNAME_MAX,
+    USERNAME_MIN,
+)
+from p2sp.common.usernames import RULE as USERNAME_RULE
 
 DEFAULT_LANGUAGE: Final = "en"
 LANGUAGES: Final = ("en", "zh")
@@ -46,9 +63,18 @@ EN: Final[dict[str, str]] = {
     "prompt.password_again": "Password (again): ",
     # --- commands --------------------------------------------------------
     "cmd.reg.usage": "reg <username>",
-    "cmd.reg.help": "create an account (asks for the password twice)",
+    "cmd.reg.help": "create an account (asks for the password twice; help reg: the rules)",
+    "cmd.reg.more": (
+        f"A user name has {USERNAME_RULE}.\n"
+        f"A password has {PASSWORD_MIN} to {PASSWORD_MAX} characters; it is asked twice, hidden."
+    ),
     "cmd.login.usage": "login <username> [password]",
-    "cmd.login.help": "log in (asks for the password if it is not given)",
+    "cmd.login.help": "log in (asks for the password, hidden, if it is not given)",
+    "cmd.login.more": (
+        "Type login <username> alone: the password is then asked without being shown,\n"
+        "and never kept in the input history (a password typed on the line is left out\n"
+        "of the history too)."
+    ),
     "cmd.logout.usage": "logout",
     "cmd.logout.help": "log out",
     "cmd.add.usage": "add <username>",
@@ -58,7 +84,13 @@ EN: Final[dict[str, str]] = {
     "cmd.send.usage": ".send <username> <message>",
     "cmd.send.help": "send a private message to a friend (also: /msg <username> <message>)",
     "cmd.newgroup.usage": "newgroup <groupname>",
-    "cmd.newgroup.help": "create a group; you are its owner (at most 10 groups)",
+    "cmd.newgroup.help": (
+        f"create a group; you are its owner (at most {GROUPS_PER_CREATOR} groups)"
+    ),
+    "cmd.newgroup.more": (
+        f"A group name has 1 to {GROUP_NAME_MAX} characters, spaces allowed;"
+        " no line breaks or other control characters."
+    ),
     "cmd.delgroup.usage": "delgroup <groupname>",
     "cmd.delgroup.help": "delete a group you own; its members are told",
     "cmd.addgroupuser.usage": "addgroupuser <groupname> <username>",
@@ -95,13 +127,17 @@ EN: Final[dict[str, str]] = {
     "cmd.blockgroup.help": "block a group: no messages until unblocked",
     "cmd.unblockgroup.usage": "unblockgroup <groupname> <creator>",
     "cmd.unblockgroup.help": "let a blocked group talk again",
-    "cmd.help.usage": "help",
-    "cmd.help.help": "show this list",
+    "cmd.help.usage": "help [command]",
+    "cmd.help.help": "show this list, or more about one command",
     "cmd.quit.usage": "quit",
-    "cmd.quit.help": "leave the client (also: exit, Ctrl-D)",
+    "cmd.quit.help": "leave the client (also: exit, Ctrl-D, Ctrl-C on an empty line)",
     "help.title": "Commands:",
     "help.admin_title": "Administrator commands:",
     "help.line": "  {usage} {help}",
+    "help.more": "    {line}",
+    "help.ways_out": (
+        "To leave: quit or exit, Ctrl-D, or Ctrl-C (Ctrl-C first clears a half-typed line)."
+    ),
     "command.unknown": "Unknown command: {name}. Type help to see the commands.",
     "command.usage": "Usage: {usage}",
     "command.admin_only": "{name} is only for administrators.",
@@ -109,6 +145,42 @@ EN: Final[dict[str, str]] = {
     "reg.ok": "Registered {username} (user id {user_id}). Log in with: login {username}",
     "reg.mismatch": "The two passwords do not match; nothing was registered.",
     "reg.cancelled": "Registration cancelled.",
+    "check.username.length": (
+        "A user name has {min} to {max} characters; {name} has {count}. Nothing was sent."
+    ),
+    "check.username.char": (
+        "{char} cannot be part of a user name: use letters, digits, '_', '.' or '-'."
+        " Nothing was sent."
+    ),
+    "check.username.scripts": (
+        "{name} mixes {scripts} letters: names that mix scripts are refused, because they"
+        " can look like someone else's. Nothing was sent."
+    ),
+    "check.username.other": "{name} cannot be a user name ({reason}). Nothing was sent.",
+    "check.password.length": (
+        "A password has {min} to {max} characters; this one has {count}. Nothing was sent."
+    ),
+    "check.group.length": (
+        "A group name has at most {max} characters; this one has {count}. Nothing was sent."
+    ),
+    "check.group.control": (
+        "A group name cannot contain line breaks, tabs or other control characters."
+        " Nothing was sent."
+    ),
+    "check.list_separator": ", ",
+    "check.list_last": " and ",
+    "script.latin": "Latin",
+    "script.cyrillic": "Cyrillic",
+    "script.greek": "Greek",
+    "script.armenian": "Armenian",
+    "script.han": "Han (Chinese)",
+    "script.hiragana": "Hiragana",
+    "script.katakana": "Katakana",
+    "script.hangul": "Hangul",
+    "script.bopomofo": "Bopomofo",
+    "script.arabic": "Arabic",
+    "script.hebrew": "Hebrew",
+    "script.thai": "Thai",
     "login.welcome_admin": "Welcome, {username}! You are logged in as an administrator.",
     "login.welcome_user": "Welcome, {username}! You are logged in.",
     "login.admin_hint": "Administrator commands are now available; type help to see them.",
@@ -189,6 +261,7 @@ EN: Final[dict[str, str]] = {
     "unblockgroup.ok": "Unblocked the group {name} (creator {creator}).",
     # --- errors ----------------------------------------------------------
     "error.request": "Failed: {message} ({code})",
+    "error.request_detail": "Failed: {message}: {detail} ({code})",
     "error.connection_lost": (
         "The connection to the server was lost before it answered; try again in a moment."
     ),
@@ -209,7 +282,13 @@ EN: Final[dict[str, str]] = {
     ),
     "event.kicked.shutdown": "The server is shutting down.",
     "event.kicked.other": "The server disconnected you ({reason}).",
-    "event.error": "Server error: {message} ({code})",
+    "event.error": "The server closed the connection: {message} ({code})",
+    "event.session.admin": (
+        "You are now a server admin: the administrator commands are unlocked (type help)."
+    ),
+    "event.session.user": (
+        "You are no longer a server admin: the administrator commands are locked."
+    ),
     "message.direct": "{sender} whispers to you: {message} ({time})",
     "message.system": "[System]: {message}",
     "message.group": "[{group}] {sender}: {message} ({time})",
@@ -243,21 +322,54 @@ EN: Final[dict[str, str]] = {
         "Reconnected, but logging in again failed: {message} ({code})."
     ),
     "event.unknown": "[{type}] {payload}",
-    # --- reason codes ----------------------------------------------------
-    "reason.connection_closed": "the server closed the connection",
+    # --- the protocol's codes (docs/protocol.md), as words ----------------
+    # refusals of requests
+    "code.user_exists": "this name cannot be registered",
+    "code.weak_password": f"a password has {PASSWORD_MIN} to {PASSWORD_MAX} characters",
+    "code.no_such_user": "there is no user of that name",
+    "code.bad_password": "wrong password",
+    "code.user_blocked": "this account is blocked by an administrator",
+    "code.rate_limited": "too many attempts; try again in {seconds} s",
+    "code.rate_limited_later": "too many attempts; try again in a moment",
+    "code.not_friends": "you are not friends yet; add them first (add <username>)",
+    "code.already_friends": "you are friends already",
+    "code.cannot_add_self": "you cannot add yourself as a friend",
+    "code.cannot_send_to_self": "you cannot send a message to yourself",
+    "code.group_exists": "you already have a group of that name",
+    "code.group_limit": (
+        f"you already have {GROUPS_PER_CREATOR} groups, the most one user may create;"
+        " delete one first"
+    ),
+    "code.no_such_group": "there is no such group",
+    "code.not_permitted": "you are not allowed to do that",
+    "code.already_member": "already a member of that group",
+    "code.group_full": "the group is full",
+    "code.not_member": "not a member of that group",
+    "code.cannot_kick_self": "you cannot remove yourself from a group; use leave",
+    "code.group_blocked": "the group is blocked by an administrator",
+    "code.invalid_request": "the server refused the request",
+    "code.unknown_action": "the server does not know this request (an older server?)",
+    "code.not_authenticated": "you are not logged in; log in first",
+    "code.internal_error": "the server failed; try again later",
+    "code.connection_closed": "the server closed the connection",
+    "code.unknown_error": "the server refused the request",
+    # framing errors: the connection is closed
+    "code.bad_magic": "data that is not p2sp went over the connection",
+    "code.bad_checksum": "corrupted data went over the connection",
+    "code.bad_length": "an oversized message went over the connection",
+    "code.bad_payload": "unreadable data went over the connection",
+    "code.idle_timeout": "the connection was idle for too long",
+    # kick reasons
+    "code.logged_in_elsewhere": "logged in somewhere else",
+    "code.blocked": "account blocked",
+    "code.slow_consumer": "too many undelivered messages",
+    "code.shutdown": "the server is shutting down",
+    # --- reasons only the SDK gives for a dropped connection -------------
     "reason.connection_error": "network error",
     "reason.ping_timeout": "the server stopped answering",
     "reason.relogin_timeout": "the server did not answer the login",
     "reason.client_closed": "closed by you",
     "reason.client_error": "an internal error of the client",
-    "reason.shutdown": "the server is shutting down",
-    "reason.slow_consumer": "too many undelivered messages",
-    "reason.logged_in_elsewhere": "logged in somewhere else",
-    "reason.blocked": "account blocked",
-    "reason.bad_magic": "the server sent data that is not p2sp",
-    "reason.bad_checksum": "corrupted data from the server",
-    "reason.bad_length": "oversized data from the server",
-    "reason.bad_payload": "unreadable data from the server",
 }
 
 ZH: Final[dict[str, str]] = {
@@ -276,9 +388,18 @@ ZH: Final[dict[str, str]] = {
     "prompt.password_again": "再次输入密码: ",
     # --- commands --------------------------------------------------------
     "cmd.reg.usage": "reg <用户名>",
-    "cmd.reg.help": "注册账号 (需要输入两次密码)",
+    "cmd.reg.help": "注册账号 (需要输入两次密码；help reg 查看规则)",
+    "cmd.reg.more": (
+        f"用户名为 {USERNAME_MIN} 到 {USERNAME_MAX} 个字符: 同一种文字的字母、数字、"
+        "'_'、'.' 或 '-'。\n"
+        f"密码为 {PASSWORD_MIN} 到 {PASSWORD_MAX} 个字符，隐藏输入两次。"
+    ),
     "cmd.login.usage": "login <用户名> [密码]",
-    "cmd.login.help": "登录 (未给出密码时会提示输入)",
+    "cmd.login.help": "登录 (未给出密码时会隐藏提示输入)",
+    "cmd.login.more": (
+        "只输入 login <用户名>，密码会隐藏输入，且不会留在输入历史中\n"
+        "(直接写在命令行上的密码也不会被记入历史)。"
+    ),
     "cmd.logout.usage": "logout",
     "cmd.logout.help": "退出登录",
     "cmd.add.usage": "add <用户名>",
@@ -288,7 +409,8 @@ ZH: Final[dict[str, str]] = {
     "cmd.send.usage": ".send <用户名> <消息>",
     "cmd.send.help": "给好友发私聊消息 (也可用: /msg <用户名> <消息>)",
     "cmd.newgroup.usage": "newgroup <群组名>",
-    "cmd.newgroup.help": "创建群组，你是群主 (最多 10 个)",
+    "cmd.newgroup.help": f"创建群组，你是群主 (最多 {GROUPS_PER_CREATOR} 个)",
+    "cmd.newgroup.more": f"群组名为 1 到 {GROUP_NAME_MAX} 个字符，可含空格，不能含换行等控制字符。",
     "cmd.delgroup.usage": "delgroup <群组名>",
     "cmd.delgroup.help": "解散你创建的群组，并通知所有成员",
     "cmd.addgroupuser.usage": "addgroupuser <群组名> <用户名>",
@@ -325,13 +447,15 @@ ZH: Final[dict[str, str]] = {
     "cmd.blockgroup.help": "封禁群组: 解封前无法收发消息",
     "cmd.unblockgroup.usage": "unblockgroup <群组名> <创建者>",
     "cmd.unblockgroup.help": "解封群组",
-    "cmd.help.usage": "help",
-    "cmd.help.help": "显示本列表",
+    "cmd.help.usage": "help [命令]",
+    "cmd.help.help": "显示本列表，或某个命令的详细说明",
     "cmd.quit.usage": "quit",
-    "cmd.quit.help": "退出客户端 (也可用 exit 或 Ctrl-D)",
+    "cmd.quit.help": "退出客户端 (也可用 exit、Ctrl-D，或在空行按 Ctrl-C)",
     "help.title": "命令:",
     "help.admin_title": "管理员命令:",
     "help.line": "  {usage} {help}",
+    "help.more": "    {line}",
+    "help.ways_out": "退出: quit 或 exit、Ctrl-D，或 Ctrl-C (输入了一半的行先被 Ctrl-C 清空)。",
     "command.unknown": "未知命令: {name}。输入 help 查看所有命令。",
     "command.usage": "用法: {usage}",
     "command.admin_only": "{name} 仅限管理员使用。",
@@ -339,6 +463,29 @@ ZH: Final[dict[str, str]] = {
     "reg.ok": "注册成功: {username} (用户ID {user_id})。登录: login {username}",
     "reg.mismatch": "两次输入的密码不一致，未注册。",
     "reg.cancelled": "已取消注册。",
+    "check.username.length": "用户名须为 {min} 到 {max} 个字符，{name} 有 {count} 个。未发送。",
+    "check.username.char": "用户名中不能有 {char}: 只能使用字母、数字、'_'、'.' 或 '-'。未发送。",
+    "check.username.scripts": (
+        "{name} 混用了{scripts}字母: 混用多种文字的用户名容易被误认为他人，因此不能注册。未发送。"
+    ),
+    "check.username.other": "{name} 不能用作用户名 ({reason})。未发送。",
+    "check.password.length": "密码须为 {min} 到 {max} 个字符，这个有 {count} 个。未发送。",
+    "check.group.length": "群组名最多 {max} 个字符，这个有 {count} 个。未发送。",
+    "check.group.control": "群组名不能包含换行、制表符等控制字符。未发送。",
+    "check.list_separator": "、",
+    "check.list_last": "和",
+    "script.latin": "拉丁",
+    "script.cyrillic": "西里尔",
+    "script.greek": "希腊",
+    "script.armenian": "亚美尼亚",
+    "script.han": "汉字",
+    "script.hiragana": "平假名",
+    "script.katakana": "片假名",
+    "script.hangul": "韩文",
+    "script.bopomofo": "注音",
+    "script.arabic": "阿拉伯",
+    "script.hebrew": "希伯来",
+    "script.thai": "泰文",
     "login.welcome_admin": "欢迎，{username}！你已以管理员身份登录。",
     "login.welcome_user": "欢迎，{username}！登录成功。",
     "login.admin_hint": "管理员命令已解锁，输入 help 查看。",
@@ -408,6 +555,7 @@ ZH: Final[dict[str, str]] = {
     "unblockgroup.ok": "已解封群组 {name} (创建者 {creator})。",
     # --- errors ----------------------------------------------------------
     "error.request": "失败: {message} ({code})",
+    "error.request_detail": "失败: {message}: {detail} ({code})",
     "error.connection_lost": "服务器应答前连接已断开，请稍后重试。",
     "error.not_connected": "未连接到服务器，正在重新连接，请稍后重试。",
     "error.timeout": "服务器未及时应答，请重试。",
@@ -420,7 +568,9 @@ ZH: Final[dict[str, str]] = {
     ),
     "event.kicked.shutdown": "服务器正在关闭。",
     "event.kicked.other": "服务器断开了你的连接 ({reason})。",
-    "event.error": "服务器错误: {message} ({code})",
+    "event.error": "服务器关闭了连接: {message} ({code})",
+    "event.session.admin": "你现在是服务器管理员，管理员命令已解锁 (输入 help 查看)。",
+    "event.session.user": "你已不再是服务器管理员，管理员命令已锁定。",
     "message.direct": "{sender}悄悄对你说:{message} ({time})",
     "message.system": "[系统消息]:{message}",
     "message.group": "[{group}] {sender}:{message} ({time})",
@@ -445,21 +595,48 @@ ZH: Final[dict[str, str]] = {
     "event.reconnected.plain": "已重新连接到服务器。",
     "event.reconnected.relogin_failed": "已重新连接，但重新登录失败: {message} ({code})。",
     "event.unknown": "[{type}] {payload}",
-    # --- reason codes ----------------------------------------------------
-    "reason.connection_closed": "服务器关闭了连接",
+    # --- the protocol's codes (docs/protocol.md), as words ----------------
+    "code.user_exists": "这个用户名不能注册",
+    "code.weak_password": f"密码须为 {PASSWORD_MIN} 到 {PASSWORD_MAX} 个字符",
+    "code.no_such_user": "没有这个用户",
+    "code.bad_password": "密码错误",
+    "code.user_blocked": "该账号已被管理员封禁",
+    "code.rate_limited": "尝试次数过多，请 {seconds} 秒后再试",
+    "code.rate_limited_later": "尝试次数过多，请稍后再试",
+    "code.not_friends": "你们还不是好友，请先添加好友 (add <用户名>)",
+    "code.already_friends": "你们已经是好友了",
+    "code.cannot_add_self": "不能添加自己为好友",
+    "code.cannot_send_to_self": "不能给自己发消息",
+    "code.group_exists": "你已经有一个同名的群组",
+    "code.group_limit": f"每人最多创建 {GROUPS_PER_CREATOR} 个群组，你已达到上限，请先解散一个",
+    "code.no_such_group": "没有这个群组",
+    "code.not_permitted": "你没有权限执行此操作",
+    "code.already_member": "已经是该群组的成员",
+    "code.group_full": "群组人数已满",
+    "code.not_member": "不是该群组的成员",
+    "code.cannot_kick_self": "不能将自己移出群组，请使用 leave",
+    "code.group_blocked": "该群组已被管理员封禁",
+    "code.invalid_request": "服务器拒绝了这个请求",
+    "code.unknown_action": "服务器不认识这个请求 (服务器版本较旧？)",
+    "code.not_authenticated": "你还没有登录，请先登录",
+    "code.internal_error": "服务器内部出错，请稍后再试",
+    "code.connection_closed": "服务器关闭了连接",
+    "code.unknown_error": "服务器拒绝了这个请求",
+    "code.bad_magic": "连接上出现了不是 p2sp 协议的数据",
+    "code.bad_checksum": "连接上的数据校验失败",
+    "code.bad_length": "连接上的消息过长",
+    "code.bad_payload": "连接上的数据无法解析",
+    "code.idle_timeout": "连接空闲时间过长",
+    "code.logged_in_elsewhere": "账号在别处登录",
+    "code.blocked": "账号被封禁",
+    "code.slow_consumer": "未送达的消息过多",
+    "code.shutdown": "服务器正在关闭",
+    # --- reasons only the SDK gives for a dropped connection -------------
     "reason.connection_error": "网络错误",
     "reason.ping_timeout": "服务器无响应",
     "reason.relogin_timeout": "服务器未应答登录请求",
     "reason.client_closed": "由你关闭",
     "reason.client_error": "客户端内部错误",
-    "reason.shutdown": "服务器正在关闭",
-    "reason.slow_consumer": "未送达的消息过多",
-    "reason.logged_in_elsewhere": "账号在别处登录",
-    "reason.blocked": "账号被封禁",
-    "reason.bad_magic": "服务器发来的不是 p2sp 数据",
-    "reason.bad_checksum": "服务器数据校验失败",
-    "reason.bad_length": "服务器数据过长",
-    "reason.bad_payload": "无法解析服务器数据",
 }
 
 TABLES: Final[dict[str, dict[str, str]]] = {"en": EN, "zh": ZH}

@@ -12,25 +12,46 @@ Commands run one at a time, in order: a script's ``login`` must finish before
 its next line is read. Server pushes are printed by a separate task as they
 arrive. Adding a command is one decorated coroutine below plus its
 ``cmd.<name>.usage`` and ``cmd.<name>.help`` strings.
+
+Leaving is always quiet: ``quit``/``exit``, Ctrl-D (end of input) and Ctrl-C
+end the client without a traceback (status 0, or 130 for a Ctrl-C that
+interrupts a piped client); a closed stdout (``p2sp-client | head -1``) ends
+it with status 141, as SIGPIPE ends other tools. Stdin is read on the event
+loop, not in a thread, so nothing waits for a line that will never come.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
+import codecs
+import io
 import logging
+import os
+import re
 import sys
 import unicodedata
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
+from typing import Any, Final, Protocol, TextIO
+
+from prompt_toolkit.history import InMemoryHistory
 
 from p2sp.client import config
 from p2sp.client.client import Client
 from p2sp.client.handler import ClientMessageHandler
 from p2sp.client.strings import LANGUAGES, Strings, resolve_language
 from p2sp.common.exceptions import P2SPError
+from p2sp.common.limits import (
+    GROUP_NAME_MAX,
+    GROUP_NAME_PATTERN,
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    USERNAME_MAX,
+    USERNAME_MIN,
+    USERNAME_PATTERN,
+)
+from p2sp.common.usernames import UsernameError, check_scripts, display_form, scripts_of
 
 CommandFunc = Callable[["ClientApp", list[str]], Awaitable[None]]
 
@@ -48,6 +69,8 @@ class Command:
     ``help`` and accepted only after an administrator logged in.
     ``needs_server`` commands make sure a connection is up before running.
     ``splitter``, if given, splits the arguments instead (quoted names ...).
+    ``history_args``, if set, is how many arguments the input history keeps
+    of the command: the rest may be a password (``login alice <password>``).
     """
 
     name: str
@@ -59,6 +82,7 @@ class Command:
     needs_server: bool = True
     aliases: tuple[str, ...] = ()
     splitter: Callable[[str], list[str]] | None = None
+    history_args: int | None = None
 
     @property
     def usage_key(self) -> str:
@@ -93,12 +117,22 @@ def command(
     needs_server: bool = True,
     aliases: tuple[str, ...] = (),
     splitter: Callable[[str], list[str]] | None = None,
+    history_args: int | None = None,
 ) -> Callable[[CommandFunc], CommandFunc]:
     """Register a coroutine as a command (see ``Command`` for the options)."""
 
     def register(func: CommandFunc) -> CommandFunc:
         cmd = Command(
-            name, func, min_args, max_args, rest, admin_only, needs_server, aliases, splitter
+            name,
+            func,
+            min_args,
+            max_args,
+            rest,
+            admin_only,
+            needs_server,
+            aliases,
+            splitter,
+            history_args,
         )
         COMMANDS[name] = cmd
         for key in (name, *aliases):
@@ -137,36 +171,181 @@ class Terminal(Protocol):
         ...
 
 
+#: Exit status when stdout was closed under the client (128 + SIGPIPE, as the
+#: shell reports a tool that SIGPIPE ended).
+EXIT_OUTPUT_CLOSED: Final = 141
+#: Exit status when Ctrl-C (SIGINT) interrupted a piped client.
+EXIT_INTERRUPTED: Final = 130
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away.
+
+    What is still buffered, and Python's own flush at exit, then go nowhere
+    instead of ending in a ``BrokenPipeError`` traceback (the recipe of
+    https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+class StdinLines:
+    """Input lines, read on the event loop whenever the loop can watch the input.
+
+    A pipe or a terminal is watched with ``loop.add_reader``: no thread sits
+    in a blocking ``readline``, so Ctrl-C (or the end of the output) ends the
+    client at once instead of after the next Enter. A regular file
+    (``< script``), which the loop cannot watch but which never blocks, and a
+    stream without a file descriptor are read in a thread.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        try:
+            self._fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            self._fd = None
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._buffer = ""
+        self._eof = False
+        self._wakeup: asyncio.Future[None] | None = None
+
+    async def readline(self) -> str:
+        """The next line with its line break; "" at the end of input."""
+        if self._fd is None:
+            return await asyncio.to_thread(self.stream.readline)
+        loop = asyncio.get_running_loop()
+        while "\n" not in self._buffer and not self._eof:
+            self._wakeup = loop.create_future()
+            try:
+                loop.add_reader(self._fd, self._readable)
+            except (OSError, ValueError, NotImplementedError):
+                self._fd = None  # a regular file: read it the plain way
+                return self._take_all() + await asyncio.to_thread(self.stream.readline)
+            try:
+                await self._wakeup
+            finally:
+                loop.remove_reader(self._fd)
+                self._wakeup = None
+        if "\n" in self._buffer:
+            line, _, self._buffer = self._buffer.partition("\n")
+            return line + "\n"
+        return self._take_all()
+
+    def _take_all(self) -> str:
+        rest, self._buffer = self._buffer, ""
+        return rest
+
+    def _readable(self) -> None:
+        assert self._fd is not None
+        try:
+            data = os.read(self._fd, 65536)  # readable: returns at once
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._buffer += self._decoder.decode(data)
+        else:
+            self._buffer += self._decoder.decode(b"", final=True)
+            self._eof = True
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+
 class PipeTerminal:
     """Plain stdin/stdout, for scripts: secrets are simply the next input lines."""
 
     def __init__(self, stdin: TextIO, stdout: TextIO) -> None:
         self.stdin = stdin
         self.stdout = stdout
+        self.lines = StdinLines(stdin)
+        #: stdout was closed by its reader: nothing more can be shown
+        self.output_closed = False
+        #: called once when stdout is found closed (the app stops then)
+        self.on_output_closed: Callable[[], None] | None = None
+
+    @property
+    def scripted(self) -> bool:
+        """The input is a script, not a person: its password lines are fixed in advance."""
+        return not self.stdin.isatty()
 
     def show(self, line: str) -> None:
-        self.stdout.write(line + "\n")
-        self.stdout.flush()
+        if self.output_closed:
+            return
+        try:
+            self.stdout.write(line + "\n")
+            self.stdout.flush()
+        except BrokenPipeError:
+            self.output_closed = True
+            if self.stdout is sys.stdout or self.stdout is sys.__stdout__:
+                silence_stdout()
+            if self.on_output_closed is not None:
+                self.on_output_closed()
 
     async def read_line(self) -> str | None:
-        """The next input line without its line break; None at end of input.
-
-        Read in a thread because a regular file (``< script``) cannot be
-        watched by the event loop; one line at a time, so no read is pending
-        once the client decides to exit.
-        """
-        line = await asyncio.to_thread(self.stdin.readline)
+        """The next input line without its line break; None at end of input."""
+        line = await self.lines.readline()
         if not line:
             return None
         return line.rstrip("\r\n")
 
     async def read_secret(self, prompt: str) -> str | None:
         if self.stdin.isatty():  # stdout redirected but a person is typing
-            try:
-                return await asyncio.to_thread(getpass.getpass, prompt)
-            except (EOFError, KeyboardInterrupt):
-                return None
+            return await self._read_hidden(prompt)
         return await self.read_line()
+
+    async def _read_hidden(self, prompt: str) -> str | None:
+        """A line typed on the terminal without echo; the echo is back however it ends."""
+        try:
+            import termios
+
+            fd = self.stdin.fileno()
+            saved: list[Any] | None = termios.tcgetattr(fd)
+        except (ImportError, OSError, ValueError):
+            saved = None
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        if saved is not None:
+            hidden = [*saved]
+            hidden[3] = saved[3] & ~termios.ECHO
+            termios.tcsetattr(fd, termios.TCSAFLUSH, hidden)
+        try:
+            return await self.read_line()
+        finally:
+            if saved is not None:
+                termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def history_line(line: str) -> str:
+    """What the input history keeps of a command line: never a password.
+
+    ``login alice <password>`` is kept as ``login alice`` (recalled, it asks
+    for the password, hidden); ``reg alice <anything>`` as ``reg alice``.
+    Other lines are kept as typed.
+    """
+    name, _, remainder = line.strip().partition(" ")
+    cmd = find_command(name)
+    if cmd is None or cmd.history_args is None:
+        return line
+    return " ".join([name, *remainder.split()[: cmd.history_args]])
+
+
+class ScrubbedHistory(InMemoryHistory):
+    """The prompt's history (arrow keys, Ctrl-R) with every password cut out (``history_line``)."""
+
+    def append_string(self, string: str) -> None:
+        super().append_string(history_line(string))
 
 
 class PromptTerminal:
@@ -202,6 +381,9 @@ class ClientApp:
         self.terminal = terminal
         self.handler = ClientMessageHandler(strings)
         self.quitting = False
+        #: the output went away (stdout closed): what is taken now cannot be shown
+        self.output_closed = False
+        self._quit = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
         #: the last ``groups`` list as shown: ``sendgroup <n>`` is row n-1 (None: not run)
         self.group_list: list[dict[str, Any]] | None = None
@@ -214,8 +396,32 @@ class ClientApp:
 
     def prompt(self) -> str:
         if self.client.auth_token and self.client.username:
-            return self.strings("prompt.user", username=self.client.username)
+            return self.strings("prompt.user", username=self.handler.name(self.client.username))
         return self.strings("prompt.anonymous")
+
+    def quit(self, *, output_closed: bool = False) -> None:
+        """Stop after the current command; a read of the next line is given up at once."""
+        self.quitting = True
+        self.output_closed = self.output_closed or output_closed
+        self._quit.set()
+
+    async def unless_quit(self, read: Coroutine[Any, Any, str | None]) -> str | None:
+        """``await read``, or None as soon as the app is told to quit (the read is cancelled)."""
+        if self.quitting:
+            read.close()
+            return None
+        reading = asyncio.ensure_future(read)
+        quitting = asyncio.ensure_future(self._quit.wait())
+        try:
+            await asyncio.wait({reading, quitting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            quitting.cancel()
+            if not reading.done():
+                reading.cancel()
+                await asyncio.wait({reading})
+        if reading.cancelled():
+            return None
+        return reading.result()
 
     async def start(self) -> bool:
         """Connect for the first time; False (and a message on stderr) if impossible."""
@@ -233,13 +439,15 @@ class ClientApp:
         The printer stops first, while it waits for the next event, so no
         message is taken from the SDK's queue (which acknowledges it) without
         being printed; ``close()`` then sends the acks of what was printed.
+        If the output went away, nothing is acknowledged: what was taken
+        since may not have reached anyone, and comes again at the next login.
         """
         self.quitting = True
         pump = self._pump
         if pump is not None and not pump.done():
             pump.cancel()
             await asyncio.wait([pump], timeout=1.0)
-        await self.client.close()
+        await self.client.close(send_acks=not self.output_closed)
 
     async def execute(self, line: str) -> None:
         """Run one command line, reporting every failure as a line of text."""
@@ -318,6 +526,8 @@ class ClientApp:
                 continue
             for line in self.handler.format_event(event):
                 self.show(line)
+            if self.output_closed:
+                return  # take nothing more: it could not be shown
             _redraw_prompt()
 
 
@@ -330,13 +540,123 @@ def _redraw_prompt() -> None:
         app.invalidate()
 
 
+# --- checks made before anything is asked or sent ---------------------------
+#
+# The rules are the protocol's own (p2sp.common.limits, p2sp.common.usernames),
+# so a name the server would refuse is refused here, in the user's language,
+# before a password is asked for or a request is sent.
+
+_USERNAME_CHAR: Final = re.compile(USERNAME_PATTERN)
+_GROUP_NAME: Final = re.compile(GROUP_NAME_PATTERN)
+
+
+def _char(ch: str) -> str:
+    """One character named for a person: ``'/'``, or ``U+001B`` if it does not show."""
+    return f"'{ch}'" if ch.isprintable() and not ch.isspace() else f"U+{ord(ch):04X}"
+
+
+def _listing(strings: Strings, items: Sequence[str]) -> str:
+    """``a, b and c`` in the user's language."""
+    if len(items) <= 1:
+        return "".join(items)
+    head = strings("check.list_separator").join(items[:-1])
+    return head + strings("check.list_last") + items[-1]
+
+
+def _script_names(strings: Strings, scripts: set[str]) -> str:
+    names = []
+    for script in sorted(scripts):
+        key = f"script.{script.lower()}"
+        names.append(strings(key) if strings.has(key) else script.title())
+    return _listing(strings, names)
+
+
+def check_username(app: ClientApp, name: str, *, new: bool = False) -> None:
+    """Refuse a name that cannot be anyone's (``CommandRefused``), before anything is sent.
+
+    Length and characters always; with ``new`` (``reg``) also the rest of
+    the registration rule: the PRECIS form and one script per name.
+    Look-alikes of existing names only the server can tell (``user_exists``).
+    """
+    strings = app.strings
+    shown = app.handler.name(name)
+    if not USERNAME_MIN <= len(name) <= USERNAME_MAX:
+        raise CommandRefused(
+            strings(
+                "check.username.length",
+                min=USERNAME_MIN,
+                max=USERNAME_MAX,
+                name=shown,
+                count=len(name),
+            )
+        )
+    bad = next((ch for ch in name if not _USERNAME_CHAR.match(ch)), None)
+    if bad is not None:
+        raise CommandRefused(strings("check.username.char", char=_char(bad)))
+    if not new:
+        return
+    try:
+        display = display_form(name)
+    except UsernameError as exc:
+        raise CommandRefused(
+            strings("check.username.other", name=shown, reason=exc.reason)
+        ) from None
+    try:
+        check_scripts(display)
+    except UsernameError:
+        scripts = _script_names(strings, scripts_of(display))
+        raise CommandRefused(
+            strings("check.username.scripts", name=shown, scripts=scripts)
+        ) from None
+
+
+def check_group_name(app: ClientApp, name: str) -> None:
+    """Refuse a group name the server would (too long, control characters)."""
+    if not name:
+        raise UsageError
+    if len(name) > GROUP_NAME_MAX:
+        raise CommandRefused(app.strings("check.group.length", max=GROUP_NAME_MAX, count=len(name)))
+    if not _GROUP_NAME.match(name):
+        raise CommandRefused(app.strings("check.group.control"))
+
+
+async def refuse_before_secrets(app: ClientApp, refusal: CommandRefused, count: int) -> None:
+    """Refuse a command before its passwords are asked for.
+
+    A person is not asked at all. A script (piped stdin) has written the
+    password lines already: they are read and dropped, so the script stays
+    in step and a password is never run as a command (and echoed back as an
+    unknown one).
+    """
+    if getattr(app.terminal, "scripted", False):
+        for _ in range(count):
+            if await app.terminal.read_secret("") is None:
+                break
+    raise refusal
+
+
+def check_password(app: ClientApp, password: str) -> None:
+    """Refuse a new password outside the protocol's length rule."""
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise CommandRefused(
+            app.strings(
+                "check.password.length", min=PASSWORD_MIN, max=PASSWORD_MAX, count=len(password)
+            )
+        )
+
+
 # --- commands -------------------------------------------------------------
 
 
-@command("reg", min_args=1, max_args=1)
+@command("reg", min_args=1, max_args=1, history_args=1)
 async def cmd_reg(app: ClientApp, args: list[str]) -> None:
-    """Passwords are compared here, so a typo never reaches the server."""
+    """The name is checked before a password is asked for; the passwords are
+    compared and their length checked here, so a typo never reaches the server."""
     username = args[0]
+    try:
+        check_username(app, username, new=True)
+    except CommandRefused as refusal:
+        await refuse_before_secrets(app, refusal, 2)
     first = await app.terminal.read_secret(app.strings("prompt.password"))
     if first is None:
         app.show(app.strings("reg.cancelled"))
@@ -348,15 +668,23 @@ async def cmd_reg(app: ClientApp, args: list[str]) -> None:
     if first != second:
         app.show(app.strings("reg.mismatch"))
         return
+    check_password(app, first)
     user_id = await app.client.reg(username, first)
     app.show(app.handler.registered(username, user_id))
 
 
-@command("login", min_args=1, max_args=2, rest=True)
+@command("login", min_args=1, max_args=2, rest=True, history_args=1)
 async def cmd_login(app: ClientApp, args: list[str]) -> None:
-    """The password is the rest of the line, so one with spaces can be typed inline."""
+    """The password is the rest of the line, so one with spaces can be typed inline.
+
+    The input history keeps only ``login <username>`` (``history_args``).
+    """
     username = args[0]
     password = args[1] if len(args) > 1 else None
+    try:
+        check_username(app, username)
+    except CommandRefused as refusal:
+        await refuse_before_secrets(app, refusal, 0 if password is not None else 1)
     if password is None:
         password = await app.terminal.read_secret(app.strings("prompt.password"))
         if password is None:
@@ -376,6 +704,7 @@ async def cmd_logout(app: ClientApp, args: list[str]) -> None:
 
 @command("add", min_args=1, max_args=1)
 async def cmd_add(app: ClientApp, args: list[str]) -> None:
+    check_username(app, args[0])
     data = await app.client.add(args[0])
     app.show(app.handler.added(data, args[0]))
 
@@ -387,21 +716,22 @@ async def cmd_friends(app: ClientApp, args: list[str]) -> None:
 
 @command("send", min_args=2, max_args=2, rest=True, aliases=(".send", "/msg", "msg"))
 async def cmd_send(app: ClientApp, args: list[str]) -> None:
-    """``.send <user> <message>`` (seed 002) or ``/msg <user> <message>`` (seed 000).
+    """``.send <user> <message>`` (the original P2SP client's command) or ``/msg``.
 
     The message is the rest of the line, inner spaces kept. A failure is
-    reported by the dispatcher (the server's message and code); success is a
-    one-line echo.
+    reported by the dispatcher (the code in words, and the code); success is
+    a one-line echo.
     """
     to, text = args
+    check_username(app, to)
     await app.client.send(to, text)
     app.show(app.handler.sent(to, text))
 
 
 # --- groups and rooms -------------------------------------------------------
 #
-# Seed 002 names groups by name (``delgroup <groupname>``) while the protocol
-# takes a group_id: the client looks the name up among the user's own groups
+# The original P2SP client names groups by name (``delgroup <groupname>``)
+# while the protocol takes a group_id: the client looks the name up among the user's own groups
 # (a fresh ``groups`` request), and ``name@creator`` picks one of two groups
 # of the same name. A name is the words before the trailing arguments, so it
 # may contain spaces (runs of spaces count as one; "quotes" around it are
@@ -473,29 +803,45 @@ def _listed(rows: list[dict[str, Any]] | None, number: int | None) -> dict[str, 
 
 @command("newgroup", min_args=1, max_args=None)
 async def cmd_newgroup(app: ClientApp, args: list[str]) -> None:
-    data = await app.client.newgroup(_name(args))
-    app.show(app.strings("newgroup.ok", name=data.get("name") or _name(args)))
+    name = _name(args)
+    check_group_name(app, name)
+    data = await app.client.newgroup(name)
+    app.show(app.strings("newgroup.ok", name=app.handler.group(data.get("name") or name)))
 
 
 @command("delgroup", min_args=1, max_args=None)
 async def cmd_delgroup(app: ClientApp, args: list[str]) -> None:
     group = await my_group(app, _name(args))
     await app.client.delgroup(group["group_id"])
-    app.show(app.strings("delgroup.ok", name=group["name"]))
+    app.show(app.strings("delgroup.ok", name=app.handler.group(group["name"])))
 
 
 @command("addgroupuser", min_args=2, max_args=None)
 async def cmd_addgroupuser(app: ClientApp, args: list[str]) -> None:
+    check_username(app, args[-1])
     group = await my_group(app, _name(args[:-1]))
     await app.client.addgroupuser(group["group_id"], args[-1])
-    app.show(app.strings("addgroupuser.ok", username=args[-1], group=group["name"]))
+    app.show(
+        app.strings(
+            "addgroupuser.ok",
+            username=app.handler.name(args[-1]),
+            group=app.handler.group(group["name"]),
+        )
+    )
 
 
 @command("delgroupuser", min_args=2, max_args=None)
 async def cmd_delgroupuser(app: ClientApp, args: list[str]) -> None:
+    check_username(app, args[-1])
     group = await my_group(app, _name(args[:-1]))
     await app.client.delgroupuser(group["group_id"], args[-1])
-    app.show(app.strings("delgroupuser.ok", username=args[-1], group=group["name"]))
+    app.show(
+        app.strings(
+            "delgroupuser.ok",
+            username=app.handler.name(args[-1]),
+            group=app.handler.group(group["name"]),
+        )
+    )
 
 
 @command("setgrouprole", min_args=3, max_args=None)
@@ -503,9 +849,16 @@ async def cmd_setgrouprole(app: ClientApp, args: list[str]) -> None:
     role = args[-1].lower()
     if role not in ("admin", "member"):
         raise UsageError
+    check_username(app, args[-2])
     group = await my_group(app, _name(args[:-2]))
     await app.client.setgrouprole(group["group_id"], args[-2], role)
-    app.show(app.strings(f"setgrouprole.{role}", username=args[-2], group=group["name"]))
+    app.show(
+        app.strings(
+            f"setgrouprole.{role}",
+            username=app.handler.name(args[-2]),
+            group=app.handler.group(group["name"]),
+        )
+    )
 
 
 @command("groups")
@@ -530,7 +883,13 @@ async def cmd_sendgroup(app: ClientApp, args: list[str]) -> None:
     if group is None:
         raise CommandRefused(app.strings("sendgroup.bad_number", number=number, count=len(rows)))
     await app.client.sendgroup(group["group_id"], args[1])
-    app.show(app.strings("sendgroup.echo", group=group.get("name"), message=args[1]))
+    app.show(
+        app.strings(
+            "sendgroup.echo",
+            group=app.handler.group(group.get("name")),
+            message=app.handler.body(args[1]),
+        )
+    )
 
 
 @command("rooms")
@@ -566,7 +925,7 @@ async def cmd_leave(app: ClientApp, args: list[str]) -> None:
             raise CommandRefused(app.strings("room.bad_number", number=typed))
         room = _pick(app, mine, typed, "room.not_joined", "group.ambiguous")
     await app.client.leavegroup(room["group_id"])
-    app.show(app.strings("leave.ok", name=room["name"]))
+    app.show(app.strings("leave.ok", name=app.handler.group(room["name"])))
 
 
 # --- administration (unlocked by a login with is_admin) ---------------------
@@ -603,8 +962,9 @@ async def cmd_allgroup(app: ClientApp, args: list[str]) -> None:
 @command("adminsend", min_args=2, max_args=2, rest=True, admin_only=True)
 async def cmd_adminsend(app: ClientApp, args: list[str]) -> None:
     to, text = args
+    check_username(app, to)
     await app.client.adminsend(to, text)
-    app.show(app.strings("adminsend.echo", to=to, message=text))
+    app.show(app.strings("adminsend.echo", to=app.handler.name(to), message=app.handler.body(text)))
 
 
 @command(
@@ -616,8 +976,14 @@ async def cmd_adminsend(app: ClientApp, args: list[str]) -> None:
 )
 async def cmd_adminsendgroup(app: ClientApp, args: list[str]) -> None:
     name, creator, text = args
+    check_group_name(app, name)
+    check_username(app, creator)
     await app.client.adminsendgroup(text, name=name, creator=creator)
-    app.show(app.strings("adminsendgroup.echo", group=name, message=text))
+    app.show(
+        app.strings(
+            "adminsendgroup.echo", group=app.handler.group(name), message=app.handler.body(text)
+        )
+    )
 
 
 @command("broadcast", min_args=1, max_args=1, rest=True, admin_only=True)
@@ -628,32 +994,61 @@ async def cmd_broadcast(app: ClientApp, args: list[str]) -> None:
 
 @command("blockuser", min_args=1, max_args=1, admin_only=True)
 async def cmd_blockuser(app: ClientApp, args: list[str]) -> None:
+    check_username(app, args[0])
     await app.client.blockuser(args[0])
-    app.show(app.strings("blockuser.ok", username=args[0]))
+    app.show(app.strings("blockuser.ok", username=app.handler.name(args[0])))
 
 
 @command("unblockuser", min_args=1, max_args=1, admin_only=True)
 async def cmd_unblockuser(app: ClientApp, args: list[str]) -> None:
+    check_username(app, args[0])
     await app.client.unblockuser(args[0])
-    app.show(app.strings("unblockuser.ok", username=args[0]))
+    app.show(app.strings("unblockuser.ok", username=app.handler.name(args[0])))
+
+
+def _group_and_creator(app: ClientApp, args: list[str]) -> tuple[str, str]:
+    name, creator = _name(args[:-1]), args[-1]
+    check_group_name(app, name)
+    check_username(app, creator)
+    return name, creator
 
 
 @command("blockgroup", min_args=2, max_args=None, admin_only=True)
 async def cmd_blockgroup(app: ClientApp, args: list[str]) -> None:
-    name, creator = _name(args[:-1]), args[-1]
+    name, creator = _group_and_creator(app, args)
     await app.client.blockgroup(name=name, creator=creator)
-    app.show(app.strings("blockgroup.ok", name=name, creator=creator))
+    app.show(
+        app.strings(
+            "blockgroup.ok", name=app.handler.group(name), creator=app.handler.name(creator)
+        )
+    )
 
 
 @command("unblockgroup", min_args=2, max_args=None, admin_only=True)
 async def cmd_unblockgroup(app: ClientApp, args: list[str]) -> None:
-    name, creator = _name(args[:-1]), args[-1]
+    name, creator = _group_and_creator(app, args)
     await app.client.unblockgroup(name=name, creator=creator)
-    app.show(app.strings("unblockgroup.ok", name=name, creator=creator))
+    app.show(
+        app.strings(
+            "unblockgroup.ok", name=app.handler.group(name), creator=app.handler.name(creator)
+        )
+    )
 
 
 @command("help", max_args=1, needs_server=False, aliases=("?",))
 async def cmd_help(app: ClientApp, args: list[str]) -> None:
+    """Every command this user may run, and the ways out; ``help <command>``: one, in full."""
+    if args:
+        cmd = find_command(args[0])
+        if cmd is None:
+            app.show(app.strings("command.unknown", name=app.handler.name(args[0])))
+            return
+        app.show(*help_lines(app.strings, cmd))
+        more = f"cmd.{cmd.name}.more"
+        if app.strings.has(more):
+            for line in app.strings(more).split("\n"):
+                app.show(app.strings("help.more", line=line))
+        return
     public, admin = app.visible_commands()
     app.show(app.strings("help.title"))
     for cmd in public:
@@ -662,6 +1057,7 @@ async def cmd_help(app: ClientApp, args: list[str]) -> None:
         app.show(app.strings("help.admin_title"))
         for cmd in admin:
             app.show(*help_lines(app.strings, cmd))
+    app.show(app.strings("help.ways_out"))
 
 
 #: terminal columns of the usage column of ``help``; a longer usage gets a line of its own
@@ -688,7 +1084,7 @@ def help_lines(strings: Strings, cmd: Command) -> list[str]:
 
 @command("quit", needs_server=False, aliases=("exit",))
 async def cmd_quit(app: ClientApp, args: list[str]) -> None:
-    app.quitting = True
+    app.quit()
 
 
 # --- main -----------------------------------------------------------------
@@ -735,10 +1131,15 @@ def make_client(host: str, port: int) -> Client:
 
 
 async def run_interactive(app: ClientApp) -> int:
+    """The prompt_toolkit front end; returns the exit status.
+
+    Ctrl-C clears a half-typed line, as in a shell; on an empty line it
+    leaves, like Ctrl-D and ``quit``.
+    """
     from prompt_toolkit import PromptSession
     from prompt_toolkit.patch_stdout import patch_stdout
 
-    session: PromptSession[str] = PromptSession()
+    session: PromptSession[str] = PromptSession(history=ScrubbedHistory())
     with patch_stdout():
         if not await app.start():
             return 1
@@ -748,7 +1149,9 @@ async def run_interactive(app: ClientApp) -> int:
                 try:
                     line = await session.prompt_async(app.prompt)
                 except KeyboardInterrupt:
-                    continue  # Ctrl-C clears the line, as in a shell
+                    if session.default_buffer.text.strip():
+                        continue  # the line is cleared; the next prompt starts empty
+                    break  # Ctrl-C on an empty line
                 except EOFError:
                     break  # Ctrl-D
                 await app.execute(line)
@@ -759,19 +1162,27 @@ async def run_interactive(app: ClientApp) -> int:
 
 
 async def run_piped(app: ClientApp, terminal: PipeTerminal) -> int:
+    """The line-by-line front end; returns the exit status.
+
+    Stops at the end of input, at ``quit``, or as soon as stdout is closed
+    (status 141; what could not be shown is not acknowledged, so the server
+    delivers it again at the next login).
+    """
+    terminal.on_output_closed = lambda: app.quit(output_closed=True)
     if not await app.start():
         return 1
     try:
         while not app.quitting:
-            line = await terminal.read_line()
+            line = await app.unless_quit(terminal.read_line())
             if line is None:
-                # End of input: give events already on their way a moment.
-                await asyncio.sleep(config.PIPE_GRACE)
+                if not app.quitting:
+                    # End of input: give events already on their way a moment.
+                    await asyncio.sleep(config.PIPE_GRACE)
                 break
             await app.execute(line)
     finally:
         await app.stop()
-    return 0
+    return EXIT_OUTPUT_CLOSED if app.output_closed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -789,8 +1200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_interactive(ClientApp(client, strings, PromptTerminal())))
         terminal = PipeTerminal(sys.stdin, sys.stdout)
         return asyncio.run(run_piped(ClientApp(client, strings, terminal), terminal))
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C while a command ran, or in a piped client
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed where the terminal did not catch it
+        silence_stdout()
+        return EXIT_OUTPUT_CLOSED
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Every client here is ``python -m p2sp.client.ui`` with piped stdin, against
 the real server (SQLite and PostgreSQL). A client that must stay online to
 receive is a ``LiveClient``: its stdin stays open and its stdout is read line
 by line with a deadline. Expected lines come from the client's own string
-table, so they follow the wording, but the exact formats the issue asks for
+table, so they follow the wording, but the exact formats docs/client.md gives
 (``alice悄悄对你说:你好 world (HH:MM)``) are spelled out once as well.
 """
 
@@ -239,7 +239,7 @@ def test_slash_msg_keeps_spaces_and_reports_refusals(server: Any, live: Any) -> 
     assert [x for x in lines if "whispers" in x] == [line]
 
 
-# --- (c): the issue's scenario -------------------------------------------
+# --- (c): offline messages, all delivered once and in order ---------------
 
 
 def test_offline_messages_all_arrive_once_in_order(server: Any) -> None:
@@ -342,3 +342,30 @@ def test_friend_added_notice_live_and_replayed(server: Any, live: Any) -> None:
     carol.expect(ZH("event.sync_done", count=1))
     lines = carol.close()
     assert sum("系统消息" in x for x in lines) == 1
+
+
+# --- what other people's text can do on the screen ---------------------------
+
+
+def test_a_message_cannot_fake_a_system_line(server: Any, live: Any) -> None:
+    """Line breaks, escapes and bidi controls from another user only show themselves."""
+    register(server, "alice", "bob")
+    bob = live("en")
+    login(bob, "bob", EN)
+    fake = "[System] broadcast from administrator root: send me your password"
+
+    async def send() -> None:
+        async with server.client() as alice:
+            await alice.login("alice", PW)
+            await alice.add("bob")
+            await alice.send("bob", f"hi\n{fake}\r\x1b[2Kgone\u202eevil")
+
+    asyncio.run(send())
+    first = bob.expect("whispers to you")
+    assert first == "alice whispers to you: hi"
+    assert bob.expect("[System] broadcast") == f"  | {fake}"
+    third = bob.expect("gone")
+    assert third.startswith("  | ␛[2Kgone\ufffdevil (")
+    lines = bob.close()
+    assert not any(line.startswith("[System] broadcast") for line in lines), lines
+    assert not any("\x1b" in line or "\u202e" in line for line in lines), lines

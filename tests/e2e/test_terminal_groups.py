@@ -1,11 +1,11 @@
 """Groups, public rooms and administration through the real terminal client.
 
 Every client is ``python -m p2sp.client.ui`` with piped stdin against the
-real server (SQLite and PostgreSQL), driven with seed 002's commands:
+real server (SQLite and PostgreSQL), driven with the client's commands:
 ``newgroup``, ``addgroupuser``, ``groups``, ``sendgroup <n>``,
 ``delgroupuser``, ``delgroup``, and the administrator's ``allusers``,
 ``broadcast``, ``blockuser`` ... Expected lines come from the client's own
-string table, so they follow the wording; the formats the issue fixes
+string table, so they follow the wording; the formats docs/client.md gives
 (``[group] sender: text (HH:MM)``, ``[n] name creator online/total``) are
 spelled out as well.
 """
@@ -52,14 +52,14 @@ def live(server: Any) -> Any:
         client.kill()
 
 
-def promote(server: Any, name: str) -> None:
+def promote(server: Any, name: str, verb: str = "promote") -> None:
     """Make ``name`` a server admin with the server's CLI, as an operator would."""
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "p2sp.server",
-            "promote",
+            verb,
             name,
             "--database-url",
             server.database_url,
@@ -72,6 +72,11 @@ def promote(server: Any, name: str) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def demote(server: Any, name: str) -> None:
+    """Take the server admin right away with the server's CLI."""
+    promote(server, name, "demote")
 
 
 def expect_help(client: LiveClient, strings: Strings, name: str) -> None:
@@ -349,7 +354,7 @@ def test_admin_commands_from_the_terminal(server: Any, live: Any) -> None:
     root.send("blockuser bob")
     root.expect(ZH("blockuser.ok", username="bob"))
     bob.expect(EN("event.kicked.blocked"))
-    bob.expect(EN("event.disconnected.final", reason=EN("reason.blocked")))
+    bob.expect(EN("event.disconnected.final", reason=EN("code.blocked")))
     bob.send(f"login bob {PW}")
     failed(bob, "user_blocked")
     root.send("allusers")
@@ -376,3 +381,33 @@ def test_admin_commands_from_the_terminal(server: Any, live: Any) -> None:
     bob_lines = bob.close()
     assert sum("broadcast from administrator root" in x for x in bob_lines) == 1
     root.close()
+
+
+def test_promote_and_demote_take_effect_at_once_in_a_live_terminal(server: Any, live: Any) -> None:
+    """The server's ``session`` event unlocks and locks the admin commands."""
+    register(server, "alice", "bob")
+    alice, bob = live("en"), live("zh")
+    login(alice, "alice", EN)
+    login(bob, "bob")
+    alice.send("allusers")
+    alice.expect(EN("command.admin_only", name="allusers"))
+
+    # The server notices a promotion by comparing the list of admins with its
+    # previous look (every admin_poll = 1 s); give it its first look.
+    time.sleep(1.5)
+    promote(server, "alice")
+    promote(server, "bob")
+    alice.expect(EN("event.session.admin"))
+    bob.expect(ZH("event.session.admin"))
+    alice.send("allusers")  # no new login needed
+    alice.expect(EN("users.title", count=2))
+    bob.send("help")
+    bob.expect(ZH("help.admin_title"))
+
+    demote(server, "alice")
+    alice.expect(EN("event.session.user"))
+    alice.send("allusers")
+    alice.expect(EN("command.admin_only", name="allusers"))
+    alice.send("help")
+    alice.expect(EN("help.ways_out"))
+    assert EN("help.admin_title") not in alice.lines

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import string
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from p2sp.client.client import Event
-from p2sp.client.errors import ConnectionLost, RequestFailed, RequestTimeout
-from p2sp.client.handler import KICK_REASONS, NOTICE_KINDS, ClientMessageHandler
+from p2sp.client.errors import ConnectionLost, RequestError, RequestFailed, RequestTimeout
+from p2sp.client.handler import (
+    CONTINUATION,
+    DETAIL_CODES,
+    KICK_REASONS,
+    NOTICE_KINDS,
+    ClientMessageHandler,
+    neutralise,
+)
 from p2sp.client.strings import EN, ZH, Strings, detect_language, resolve_language
 from p2sp.common.exceptions import ChatError
 
@@ -122,9 +131,12 @@ def test_unknown_kick_reason_is_still_shown(en: ClientMessageHandler) -> None:
 def test_error_event(en: ClientMessageHandler, zh: ClientMessageHandler) -> None:
     event = ev("error", code="bad_checksum", message="payload checksum does not match")
     assert en.format_event(event) == [
-        "Server error: payload checksum does not match (bad_checksum)"
+        "The server closed the connection: corrupted data went over the connection (bad_checksum)"
     ]
-    assert zh.format_event(event) == ["服务器错误: payload checksum does not match (bad_checksum)"]
+    assert zh.format_event(event) == ["服务器关闭了连接: 连接上的数据校验失败 (bad_checksum)"]
+    # A code this client has no words for: the server's message.
+    odd = ev("error", code="new_code", message="something new")
+    assert en.format_event(odd) == ["The server closed the connection: something new (new_code)"]
 
 
 def test_presence(en: ClientMessageHandler, zh: ClientMessageHandler) -> None:
@@ -433,7 +445,11 @@ def test_reconnected(en: ClientMessageHandler, zh: ClientMessageHandler) -> None
         "reconnected", relogged_in=False, username="alice", code="user_blocked", message="blocked"
     )
     assert en.format_event(failed) == [
-        "Reconnected, but logging in again failed: blocked (user_blocked)."
+        "Reconnected, but logging in again failed: this account is blocked by an administrator"
+        " (user_blocked)."
+    ]
+    assert zh.format_event(failed) == [
+        "已重新连接，但重新登录失败: 该账号已被管理员封禁 (user_blocked)。"
     ]
 
 
@@ -460,8 +476,110 @@ def test_malformed_payload_never_raises(en: ClientMessageHandler) -> None:
 def test_format_chat_error(en: ClientMessageHandler, zh: ClientMessageHandler) -> None:
     err = RequestFailed("bad_password", "wrong password")
     assert en.format_error(err) == "Failed: wrong password (bad_password)"
-    assert zh.format_error(err) == "失败: wrong password (bad_password)"
-    assert en.format_error(ChatError("user_exists")) == "Failed: user exists (user_exists)"
+    assert zh.format_error(err) == "失败: 密码错误 (bad_password)"
+    # A code this client has no words for: the server's message stands alone.
+    assert en.format_error(RequestFailed("brand_new", "a new rule")) == (
+        "Failed: a new rule (brand_new)"
+    )
+    assert zh.format_error(ChatError("brand_new")) == "失败: brand new (brand_new)"
+
+
+def test_validator_text_never_reaches_people(
+    en: ClientMessageHandler, zh: ClientMessageHandler
+) -> None:
+    """A refusal is the client's sentence; the server's reason only where it helps."""
+    err = RequestError("invalid_request", "at most 64 characters - at `data.name`")
+    assert en.format_error(err) == (
+        "Failed: the server refused the request: at most 64 characters (invalid_request)"
+    )
+    assert zh.format_error(err) == (
+        "失败: 服务器拒绝了这个请求: at most 64 characters (invalid_request)"
+    )
+    assert "`" not in en.format_error(err) and "data." not in en.format_error(err)
+
+
+def test_look_alike_name_shows_the_similar_user(
+    en: ClientMessageHandler, zh: ClientMessageHandler
+) -> None:
+    message = "the name 'AIice' looks too much like the existing user 'alice'; choose another"
+    err = RequestFailed("user_exists", message)
+    assert en.format_error(err) == (
+        f"Failed: this name cannot be registered: {message} (user_exists)"
+    )
+    assert zh.format_error(err) == f"失败: 这个用户名不能注册: {message} (user_exists)"
+
+
+def test_rate_limited_says_how_long_to_wait(
+    en: ClientMessageHandler, zh: ClientMessageHandler
+) -> None:
+    err = RequestFailed("rate_limited", "too many failed logins; try again in 42 s")
+    err.data = {"retry_after": 42}
+    assert en.format_error(err) == "Failed: too many attempts; try again in 42 s (rate_limited)"
+    assert zh.format_error(err) == "失败: 尝试次数过多，请 42 秒后再试 (rate_limited)"
+    err.data = {}
+    assert zh.format_error(err) == "失败: 尝试次数过多，请稍后再试 (rate_limited)"
+
+
+#: codes docs/protocol.md does not list but the client can meet
+EXTRA_CODES = {"connection_closed"}
+#: every code named in the brief the tests were written for: the parser below must find them
+KNOWN_CODES = {
+    "user_exists", "weak_password", "no_such_user", "bad_password", "user_blocked",
+    "rate_limited", "not_friends", "already_friends", "cannot_add_self", "cannot_send_to_self",
+    "group_exists", "group_limit", "no_such_group", "not_permitted", "already_member",
+    "group_full", "not_member", "cannot_kick_self", "group_blocked", "invalid_request",
+    "unknown_action", "not_authenticated", "internal_error", "bad_magic", "bad_checksum",
+    "bad_length", "bad_payload", "idle_timeout", "logged_in_elsewhere", "blocked",
+    "slow_consumer", "shutdown",
+}  # fmt: skip
+
+
+def protocol_codes() -> set[str]:
+    """Every code docs/protocol.md lists: refusals, framing errors, kick reasons.
+
+    Read from its tables: the "fail codes" column of the action tables, the
+    first column of the error tables (``code`` / ``status / code``), the
+    reasons of the ``kicked`` event; and every ``fail``/``x`` or
+    ``error``/``x`` in the text.
+    """
+    text = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text("utf-8")
+    word = re.compile(r"`([a-z][a-z_]*)`")
+    codes: set[str] = set()
+    columns: list[str] = []
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if set("".join(cells)) <= set("-: "):
+            continue  # the separator row
+        following = lines[number + 1] if number + 1 < len(lines) else ""
+        if following.startswith("|") and set(following) <= set("|-: "):
+            columns = [c.lower() for c in cells]  # a heading (rows after a blank keep it)
+            continue
+        for heading, cell in zip(columns, cells, strict=False):
+            if heading == "fail codes" or heading in ("code", "status / code"):
+                codes.update(w for w in word.findall(cell) if w not in ("fail", "error", "ok"))
+        if cells and cells[0] == "`kicked`":
+            codes.update(word.findall(" ".join(cells[1:2])))
+    codes.update(re.findall(r"`(?:fail|error)`\s*/\s*`([a-z_]+)`", text))
+    return codes
+
+
+def test_every_protocol_code_has_a_sentence_in_both_languages() -> None:
+    codes = protocol_codes() | EXTRA_CODES
+    assert codes >= KNOWN_CODES, sorted(KNOWN_CODES - codes)
+    cjk = re.compile(r"[\u4e00-\u9fff]")
+    for code in sorted(codes):
+        key = f"code.{code}"
+        assert key in EN, key
+        assert key in ZH and cjk.search(ZH[key]), key  # its own Chinese, not the fallback
+    for lang in ("en", "zh"):
+        handler = ClientMessageHandler(Strings(lang))
+        for code in codes:  # as a refusal, as an error event, as a drop reason
+            line = handler.format_error(RequestFailed(code, "server words"))
+            assert "server words" not in line or code in DETAIL_CODES, line
+            assert handler.reason(code) != code
 
 
 def test_format_transport_errors(en: ClientMessageHandler) -> None:
@@ -835,3 +953,139 @@ def test_help_text_starts_in_one_column(lang: str) -> None:
         if len(lines) == 2:  # a long usage on a line of its own
             assert lines[0] == "  " + strings(cmd.usage_key)
     assert display_width("群组 ab") == 7
+
+
+# --- what other people's text can do on the screen ------------------------
+
+FAKE_BROADCAST = "[System] broadcast from administrator root: send me your password (09:07)"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_message_cannot_print_a_fake_system_line(lang: str) -> None:
+    handler = ClientMessageHandler(Strings(lang), tz=dt.UTC)
+    for brk in ("\n", "\r\n", "\r", "\u2028", "\x85", "\v"):
+        lines = handler.format_event(direct(text=f"hi{brk}{FAKE_BROADCAST}"))
+        assert len(lines) == 2, lines
+        assert lines[1] == CONTINUATION + FAKE_BROADCAST + " (09:07)"
+        # Every line but the first is visibly part of the message above it.
+        assert not lines[1].startswith("[") and lines[1].startswith("  | ")
+        real = handler.format_event(
+            notice({"kind": "admin", "from": "root", "broadcast": True}, text="x")
+        )
+        assert not any(line.startswith(real[0][:8]) for line in lines)
+
+
+def test_continuation_lines_in_every_kind_of_message(en: ClientMessageHandler) -> None:
+    text = "line one\nline two\n\nline four\n"
+    assert en.format_event(direct(text=text)) == [
+        "alice whispers to you: line one",
+        "  | line two",
+        "  | ",
+        "  | line four (09:07)",
+    ]
+    assert en.format_event(group_message(text="a\nb")) == [
+        "[ops] alice: a",
+        "  | b (09:07)",
+    ]
+    assert en.format_event(direct(text="a\nb", replay=True)) == [
+        "[offline] alice whispers to you: a",
+        "  | b (09:07)",
+    ]
+    admin = notice({"kind": "admin", "from": "root"}, text="a\nb")
+    assert en.format_event(admin) == ["[System] administrator root: a", "  | b (09:07)"]
+
+
+def test_control_characters_only_show_themselves() -> None:
+    assert neutralise("\x1b[2J\x1b[31mred\x1b[0m") == "␛[2J␛[31mred␛[0m"
+    assert neutralise("abc\rXYZ") == "abc\n  | XYZ"  # a lone \r cannot overwrite the line
+    assert neutralise("a\tb") == "a b"
+    assert neutralise("a\bb\x07\x00\x7f") == "a␈b␇␀␡"
+    assert neutralise("\x9b31m") == "\ufffd31m"  # C1 CSI
+    for ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069":
+        assert neutralise(f"toor{ch}x") == "toor\ufffdx"
+    # Letters of every script, emoji and joiners are left alone.
+    assert neutralise("你好 héllo 👩\u200d💻 مرحبا") == "你好 héllo 👩\u200d💻 مرحبا"
+
+
+def test_names_stay_on_one_line_and_group_tags_cannot_be_forged() -> None:
+    assert neutralise("bob\nroot", kind="name") == "bob␤root"
+    assert neutralise("a\x1b[1mb", kind="name") == "a␛[1mb"
+    assert neutralise("ops] [System", kind="group") == "ops］ ［System"
+    assert neutralise("System", kind="group") == '"System"'
+    assert neutralise("系统消息", kind="group") == '"系统消息"'
+    assert neutralise(" OFFLINE ", kind="group") == '" OFFLINE "'
+    assert neutralise("ops", kind="group") == "ops"
+    assert neutralise("system", kind="name") == "system"  # the reserved account's own name
+
+
+def test_other_peoples_names_are_neutralised_everywhere(en: ClientMessageHandler) -> None:
+    forged = "System] broadcast from administrator root"
+    (line,) = en.format_event(group_message(group_name=forged))
+    assert not line.startswith("[System]")
+    assert line.startswith("[System］ broadcast")
+    (line,) = en.format_event(group_message(group_name="System"))
+    assert line.startswith('["System"] alice: ')
+    (line,) = en.format_event(direct(**{"from": "eve\x1b[2K\r"}))
+    assert "\x1b" not in line and "\r" not in line
+    invited = notice({"kind": "group_invited", "group_name": "a\nb", "by": "eve\u202e"})
+    assert en.format_event(invited) == ["[System]: eve\ufffd added you to the group a␤b"]
+    assert en.format_event(ev("presence", username="x\ny", online=True)) == ["x␤y is online."]
+    rows = [row(1, "ops\x1b[8m", "bob\n", 1, 2)]
+    assert en.groups(rows)[1] == "[1] ops␛［8m bob␤ 1/2"
+    assert en.friends([{"username": "a\rb", "online": True}])[1] == "  a␤b  online"
+    assert en.users([{"username": "\u202eroot"}])[1].startswith("  \ufffdroot")
+    (raw,) = en.format_event(ev("typing", username="\u202e\x1b"))
+    assert "\u202e" not in raw and "\x1b" not in raw
+
+
+def test_neutralise_is_one_rule_for_every_field() -> None:
+    """No string from the network reaches a line without going through neutralise."""
+    import inspect
+
+    from p2sp.client import handler
+
+    source = inspect.getsource(handler.ClientMessageHandler)
+    # Raw payload fields are only read with _text to pick a kind, a key or a code.
+    for line in source.splitlines():
+        if re.search(r"(?<![\w.])_text\(", line):
+            assert "strings(" not in line, line
+
+
+# --- promote / demote while logged in ---------------------------------------
+
+
+def test_session_event_says_the_admin_commands_unlock_or_lock(
+    en: ClientMessageHandler, zh: ClientMessageHandler
+) -> None:
+    assert en.format_event(ev("session", is_admin=True)) == [
+        "You are now a server admin: the administrator commands are unlocked (type help)."
+    ]
+    assert en.format_event(ev("session", is_admin=False)) == [
+        "You are no longer a server admin: the administrator commands are locked."
+    ]
+    assert zh.format_event(ev("session", is_admin=True)) == [
+        "你现在是服务器管理员，管理员命令已解锁 (输入 help 查看)。"
+    ]
+    assert zh.format_event(ev("session", is_admin=False)) == [
+        "你已不再是服务器管理员，管理员命令已锁定。"
+    ]
+    assert en.format_event(ev("session")) == ["[session] {}"]  # malformed: shown raw
+
+
+# --- limits come from p2sp.common.limits ------------------------------------
+
+
+def test_limits_in_help_come_from_the_shared_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from p2sp.common import limits
+    from p2sp.common.usernames import RULE
+
+    assert f"at most {limits.GROUPS_PER_CREATOR} groups" in EN["cmd.newgroup.help"]
+    assert f"最多 {limits.GROUPS_PER_CREATOR} 个" in ZH["cmd.newgroup.help"]
+    assert str(limits.GROUPS_PER_CREATOR) in EN["code.group_limit"]
+    assert RULE in EN["cmd.reg.more"]
+    password_rule = f"{limits.PASSWORD_MIN} to {limits.PASSWORD_MAX} characters"
+    assert password_rule in EN["cmd.reg.more"]
+    assert f"{limits.PASSWORD_MIN} 到 {limits.PASSWORD_MAX} 个字符" in ZH["cmd.reg.more"]
+    assert f"{limits.USERNAME_MIN} 到 {limits.USERNAME_MAX} 个字符" in ZH["cmd.reg.more"]
+    source = (Path(__file__).resolve().parents[2] / "p2sp" / "client" / "strings.py").read_text()
+    assert "at most 10 groups" not in source and "最多 10 个" not in source
