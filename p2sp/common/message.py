@@ -220,7 +220,8 @@ class Broadcast(msgspec.Struct):
     text: Text
 
 
-# --- history, edits, receipts, search (docs/protocol.md, "History ...") -------
+# --- history, edits, receipts, search
+# (docs/protocol.md, "History, edits, receipts and search") ---------------------
 
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 PageLimit = Annotated[int, msgspec.Meta(ge=1, le=HISTORY_PAGE_MAX)]

@@ -146,6 +146,41 @@ class Settings(BaseSettings):
     )
     commit_max_batch: int = Field(512, ge=1, le=10000, validation_alias=_alias("commit_max_batch"))
 
+    # -- history, edits, receipts, retention
+    # (docs/protocol.md, "History, edits, receipts and search")
+    edit_window: float = Field(
+        300.0,
+        ge=0,
+        validation_alias=_alias("edit_window"),
+        description="seconds after sending that the sender may edit a message; 0 = never",
+    )
+    retract_window: float = Field(
+        120.0,
+        ge=0,
+        validation_alias=_alias("retract_window"),
+        description="seconds after sending that the sender may retract a message",
+    )
+    receipt_group_limit: int = Field(
+        20,
+        ge=0,
+        validation_alias=_alias("receipt_group_limit"),
+        description="groups of at most this many members get receipt events",
+    )
+    retention_days: float = Field(
+        0,
+        ge=0,
+        validation_alias=_alias("retention_days"),
+        description="messages older than this many days are deleted (once delivered); 0 = keep",
+    )
+    max_messages_per_conversation: int = Field(
+        0,
+        ge=0,
+        validation_alias=_alias("max_messages_per_conversation"),
+        description="only the newest this many messages of a conversation are kept; 0 = all",
+    )
+    retention_interval: float = Field(3600.0, gt=0, validation_alias=_alias("retention_interval"))
+    retention_batch: int = Field(500, ge=1, le=100_000, validation_alias=_alias("retention_batch"))
+
     # -- cluster: not built yet. Setting these is refused at start (below), so
     # that no operator believes a cluster is running.
     server_id: str | None = Field(None, validation_alias=_alias("server_id", "SERVER_ID"))

@@ -26,16 +26,22 @@ from p2sp.common.message import (
     AdminSendGroup,
     AllUsers,
     Broadcast,
+    Conversations,
     Credentials,
+    Edit,
     Empty,
     GroupMember,
     GroupRef,
     GroupRole,
     GroupSelector,
+    History,
     MalformedRequest,
+    MessageRef,
     NamedUser,
     NewGroup,
+    Read,
     Request,
+    Search,
     SendDirect,
     SendGroup,
     TooDeep,
@@ -49,9 +55,13 @@ from p2sp.server.managers.connection import Connection, Session
 from p2sp.server.managers.connections import ConnectionManager
 from p2sp.server.managers.replay import Replayer
 from p2sp.server.services.admin import AdminService
+from p2sp.server.services.edits import EditService
 from p2sp.server.services.friends import FriendService
 from p2sp.server.services.groups import GroupService
+from p2sp.server.services.history import HistoryService
 from p2sp.server.services.messages import MessageService
+from p2sp.server.services.receipts import ReceiptService
+from p2sp.server.services.search import SearchService
 from p2sp.server.services.users import UserService
 from p2sp.server.services.writer import Pending
 
@@ -74,6 +84,16 @@ ActionFunc = Callable[
 INTERNAL_ERROR = ChatError(
     "internal_error", "the server failed to handle this request", status="error"
 )
+
+
+@dataclass(slots=True, frozen=True)
+class HistoryActions:
+    """The services behind conversations, history, edits, receipts and search."""
+
+    history: HistoryService
+    edits: EditService
+    receipts: ReceiptService
+    search: SearchService
 
 
 @dataclass(slots=True, frozen=True)
@@ -110,6 +130,7 @@ class ServerMessageHandler:
         admin: AdminService,
         *,
         max_json_depth: int = DEFAULT_JSON_DEPTH,
+        history: HistoryActions | None = None,
     ) -> None:
         self.max_json_depth = max_json_depth
         self.connections = connections
@@ -150,7 +171,11 @@ class ServerMessageHandler:
                 lambda me, d: g.set_role(me, d.group_id, d.username, d.role),
             ),
             ("groups", Empty, lambda me, d: g.mine(me)),
-            ("sendgroup", SendGroup, lambda me, d: g.send(me, d.group_id, d.text, d.client_msg_id)),
+            (
+                "sendgroup",
+                SendGroup,
+                lambda me, d: g.send(me, d.group_id, d.text, d.client_msg_id, d.reply_to),
+            ),
             ("publicgroups", Empty, lambda me, d: g.public(me)),
             ("joingroup", GroupRef, lambda me, d: g.join(me, d.group_id)),
             ("leavegroup", GroupRef, lambda me, d: g.leave(me, d.group_id)),
@@ -163,6 +188,52 @@ class ServerMessageHandler:
             ("unblockuser", NamedUser, lambda me, d: a.block_user(me, d.username, False)),
             ("blockgroup", GroupSelector, lambda me, d: a.block_group(me, d, True)),
             ("unblockgroup", GroupSelector, lambda me, d: a.block_group(me, d, False)),
+        ):
+            self.register(name, data_type, _session_call(call))
+        if history is not None:
+            self.register_history(history)
+
+    def register_history(self, f: HistoryActions) -> None:
+        """Conversations, history, edits, receipts and search."""
+        h, e, r, q = f.history, f.edits, f.receipts, f.search
+        for name, data_type, call in (
+            (
+                "conversations",
+                Conversations,
+                lambda me, d: h.conversations(
+                    me, limit=d.limit, before=d.before, before_id=d.before_id
+                ),
+            ),
+            (
+                "history",
+                History,
+                lambda me, d: h.history(
+                    me,
+                    conversation_id=d.conversation_id,
+                    username=d.username,
+                    group_id=d.group_id,
+                    before_seq=d.before_seq,
+                    after_seq=d.after_seq,
+                    limit=d.limit,
+                ),
+            ),
+            ("edit", Edit, lambda me, d: e.edit(me, d.message_id, d.text)),
+            ("retract", MessageRef, lambda me, d: e.retract(me, d.message_id)),
+            ("edits", MessageRef, lambda me, d: e.versions(me, d.message_id)),
+            ("read", Read, lambda me, d: r.read(me, d.conversation_id, d.seq)),
+            ("receipts", Read, lambda me, d: r.receipts(me, d.conversation_id, d.seq)),
+            (
+                "search",
+                Search,
+                lambda me, d: q.search(
+                    me,
+                    d.query,
+                    conversation_id=d.conversation_id,
+                    sender=d.sender,
+                    before_id=d.before_id,
+                    limit=d.limit,
+                ),
+            ),
         ):
             self.register(name, data_type, _session_call(call))
 
@@ -322,7 +393,9 @@ class ServerMessageHandler:
         return await self.friends.list(session)
 
     async def send(self, conn: Connection, session: Session, data: SendDirect) -> Pending[Any]:
-        return await self.messages.send_direct(session, data.to, data.text, data.client_msg_id)
+        return await self.messages.send_direct(
+            session, data.to, data.text, data.client_msg_id, data.reply_to
+        )
 
     async def ack(self, conn: Connection, session: Session, data: Ack) -> Pending[None]:
         return await self.messages.ack(session, data.acks, conn.delivered)

@@ -17,7 +17,7 @@ import ssl
 from p2sp.server.auth import AttemptLimiter, PasswordHasher, ScryptCost
 from p2sp.server.config import Settings
 from p2sp.server.db.engine import Database
-from p2sp.server.handler import ServerMessageHandler
+from p2sp.server.handler import HistoryActions, ServerMessageHandler
 from p2sp.server.managers.connection import CLOSE_GRACE, Connection
 from p2sp.server.managers.connections import ConnectionManager
 from p2sp.server.managers.replay import Replayer
@@ -25,13 +25,21 @@ from p2sp.server.managers.roles import RoleWatcher
 from p2sp.server.managers.router import LocalRouter
 from p2sp.server.repository.friends import FriendRepository
 from p2sp.server.repository.groups import GroupRepository
+from p2sp.server.repository.history import HistoryRepository
 from p2sp.server.repository.messages import MessageStore
+from p2sp.server.repository.retention import RetentionRepository
+from p2sp.server.repository.search import SearchRepository
 from p2sp.server.repository.users import UserRepository
 from p2sp.server.services.admin import AdminService
 from p2sp.server.services.directory import Directory
+from p2sp.server.services.edits import EditService
 from p2sp.server.services.friends import FriendService
 from p2sp.server.services.groups import GroupService
+from p2sp.server.services.history import HistoryService
 from p2sp.server.services.messages import MessageService
+from p2sp.server.services.receipts import ReceiptService
+from p2sp.server.services.retention import RetentionService
+from p2sp.server.services.search import SearchService
 from p2sp.server.services.users import UserService
 from p2sp.server.services.writer import MessageWriter
 
@@ -70,6 +78,8 @@ class ChatServer:
         self.writer: MessageWriter | None = None
         self.handler: ServerMessageHandler | None = None
         self.roles: RoleWatcher | None = None
+        self.receipts: ReceiptService | None = None
+        self.retention: RetentionService | None = None
         self._server: asyncio.Server | None = None
         self._stop = asyncio.Event()
 
@@ -122,6 +132,7 @@ class ChatServer:
             groups=groups,
             router=self.router,
         )
+        history_actions = self._history_services(db, directory, messages, groups, admin)
         self.handler = ServerMessageHandler(
             self.connections,
             self.users,
@@ -131,6 +142,7 @@ class ChatServer:
             groups,
             admin,
             max_json_depth=settings.max_json_depth,
+            history=history_actions,
         )
         self.roles = RoleWatcher(self.users.repo, self.connections, settings.admin_poll)
         self.writer.start()
@@ -156,12 +168,61 @@ class ChatServer:
         )
         self.connections.start()
         self.roles.start()
+        if self.retention is not None:
+            self.retention.start()
         log.info(
             "p2sp server listening on %s:%d (database %s)",
             settings.host,
             self.port,
             self.db.safe_url,
         )
+
+    def _history_services(
+        self,
+        db: Database,
+        directory: Directory,
+        messages: MessageService,
+        groups: GroupService,
+        admin: AdminService,
+    ) -> HistoryActions:
+        """Conversations, history, edits, receipts, search and retention."""
+        settings = self.settings
+        assert self.writer is not None
+        repo = HistoryRepository(db)
+        history = HistoryService(repo=repo, directory=directory)
+        edits = EditService(
+            repo=repo,
+            history=history,
+            writer=self.writer,
+            router=self.router,
+            group_members=groups.member_set,
+            check_text=messages.check_text,
+            is_admin=admin.is_admin,
+            edit_window=settings.edit_window,
+            retract_window=settings.retract_window,
+        )
+        receipts = ReceiptService(
+            repo=repo,
+            history=history,
+            writer=self.writer,
+            router=self.router,
+            group_members=groups.member_set,
+            group_limit=settings.receipt_group_limit,
+        )
+        messages.replies = edits
+        messages.on_acked = receipts.acked
+        self.receipts = receipts
+        self.retention = RetentionService(
+            RetentionRepository(db),
+            days=settings.retention_days,
+            keep=settings.max_messages_per_conversation,
+            interval=settings.retention_interval,
+            batch=settings.retention_batch,
+        )
+        search = SearchService(
+            repo=SearchRepository(db), history_repo=repo, history=history, directory=directory
+        )
+        return HistoryActions(history, edits, receipts, search)
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if self.settings.tls_cert is None:
@@ -198,6 +259,8 @@ class ChatServer:
         await self.connections.stop()
         if self.roles is not None:
             await self.roles.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         conns = list(self.connections)
         # Requests already received are answered: their effects are committed.
         if conns:
@@ -213,6 +276,8 @@ class ChatServer:
             await asyncio.sleep(0.01)
         if self.users is not None:
             await self.users.flush()
+        if self.receipts is not None:
+            await self.receipts.stop()
         if self.writer is not None:
             await self.writer.stop()
             w = self.writer

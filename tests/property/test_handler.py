@@ -52,7 +52,7 @@ from hypothesis import strategies as st
 from p2sp.common.message import decode_json, request_frame
 from p2sp.common.protocol import FrameDecoder, encode_frame
 from p2sp.server.config import Settings
-from p2sp.server.handler import ServerMessageHandler
+from p2sp.server.handler import HistoryActions, ServerMessageHandler
 from p2sp.server.managers.connection import Connection
 from p2sp.server.managers.connections import ConnectionManager
 from p2sp.server.server import ChatServer
@@ -105,7 +105,16 @@ def _action_table() -> dict[str, type]:
     """``ServerMessageHandler.actions``: the table is built in its constructor
     and needs no service to be built."""
     none: Any = None
-    handler = ServerMessageHandler(none, none, none, none, none, none, none)
+    handler = ServerMessageHandler(
+        none,
+        none,
+        none,
+        none,
+        none,
+        none,
+        none,
+        history=HistoryActions(none, none, none, none),
+    )
     return {name: action.data_type for name, action in handler.actions.items()}
 
 
@@ -122,6 +131,7 @@ def test_every_registered_action_is_fuzzed() -> None:
     # The strategies below draw data from each action's Struct; a new action
     # is covered as soon as it is registered.
     assert {"ping", "login", "send", "ack", "newgroup", "blockgroup"} <= set(ACTIONS)
+    assert {"history", "conversations", "edit", "retract", "read", "search"} <= set(ACTIONS)
     for kind in ACTIONS.values():
         assert issubclass(kind, msgspec.Struct)
 

@@ -9,6 +9,7 @@ and a failing batch that leaves nothing behind.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,7 +21,9 @@ from p2sp.server.repository.messages import (
     ConversationKey,
     CursorMove,
     Draft,
+    Gone,
     MessageStore,
+    Stored,
     conversations,
     members,
     messages,
@@ -158,9 +161,23 @@ async def test_cursors_move_forward_only(store: MessageStore) -> None:
     assert await store.cursors(3, [cid]) == {}
 
 
+async def test_a_draft_for_a_deleted_conversation_is_gone_and_the_rest_lands(
+    store: MessageStore,
+) -> None:
+    """A group deleted between a send's checks and its commit: that draft comes
+    back ``Gone`` (answered as refused), the others of the batch are stored."""
+    out = await store.commit_batch([Draft(direct(1, 2), 1, "a", 1), Draft(999_999, 1, "b", 2)])
+    assert isinstance(out[1], Gone) and out[1].conversation_id == 999_999
+    assert isinstance(out[0], Stored) and out[0].seq == 1
+    assert len(await rows(store, sa.select(messages.c.id))) == 1
+
+
 async def test_a_failing_batch_leaves_nothing_behind(store: MessageStore) -> None:
-    with pytest.raises(LookupError):
-        await store.commit_batch([Draft(direct(1, 2), 1, "a", 1), Draft(999_999, 1, "b", 2)])
+    with pytest.raises((sa.exc.IntegrityError, sqlite3.IntegrityError)):
+        # sender 999999 does not exist: the foreign key fails the whole batch
+        await store.commit_batch(
+            [Draft(direct(1, 2), 1, "a", 1), Draft(direct(1, 2), 999_999, "b", 2)]
+        )
     assert await rows(store, sa.select(messages.c.id)) == []
     assert (
         await rows(

@@ -166,6 +166,11 @@ class Conversation(Base):
     last_seq: Mapped[int] = mapped_column(
         BigInteger, nullable=False, default=0, server_default=text("0")
     )
+    last_activity: Mapped[int | None] = mapped_column(
+        BigInteger,
+        comment="milliseconds since the Unix epoch (UTC)",
+        doc="When the newest message was sent (ms); the conversation list's order.",
+    )
     create_time: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
@@ -199,6 +204,11 @@ class ConversationMember(Base):
         BigInteger, nullable=False, default=0, server_default=text("0")
     )
     read_seq: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
+    #: The group's ``last_seq`` when this member joined: a private group's
+    #: history is visible to them from the next seq on.
+    joined_seq: Mapped[int] = mapped_column(
         BigInteger, nullable=False, default=0, server_default=text("0")
     )
 
@@ -251,6 +261,34 @@ class Message(Base):
         Boolean, nullable=False, default=False, server_default=false()
     )
     notice: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The message an ``edit`` or ``retract`` event changes.
+    target_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("messages.id", ondelete="SET NULL")
+    )
+
+
+class MessageVersion(Base):
+    """An earlier text of an edited message (``edits`` lists them).
+
+    ``event_id`` is the edit event that replaced this text, so a retraction
+    can erase the texts of the edit events along with the versions.
+    ``created_at`` is when this text was written (the message's send time
+    for the original).
+    """
+
+    __tablename__ = "message_versions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    event_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, comment="milliseconds since the Unix epoch (UTC)"
+    )
 
 
 class UserFriend(Base):

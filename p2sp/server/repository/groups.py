@@ -255,6 +255,7 @@ class GroupRepository:
                         conversation_id=group.id,
                         user_id=user_id,
                         role=role,
+                        joined_seq=last_seq,
                         delivered_seq=last_seq,
                         read_seq=last_seq,
                     )

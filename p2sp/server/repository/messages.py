@@ -42,6 +42,8 @@ members = Base.metadata.tables["conversation_members"]
 users = Base.metadata.tables["users"]
 
 _json = msgspec.json.Encoder()
+#: Characters of the replied-to text a reply carries (``reply_to.text``).
+REPLY_EXCERPT = 100
 
 #: Runs one statement with its parameters and returns its rows.
 Run = Callable[[str, tuple[Any, ...]], list[Any]]
@@ -74,6 +76,10 @@ class Draft:
     type: str = "text"
     client_msg_id: str | None = None
     notice: dict[str, Any] | None = None
+    #: The message this one replies to (same conversation).
+    parent_id: int | None = None
+    #: The message an ``edit`` / ``retract`` event changes.
+    target_id: int | None = None
     #: The refusal code if the conversation is gone by commit time (a group
     #: deleted between the send's checks and its commit).
     gone_code: str = "no_such_conversation"
@@ -88,11 +94,13 @@ class Gone:
 
 @dataclass(frozen=True, slots=True)
 class CursorMove:
-    """An acknowledged position: the user has everything up to ``seq``."""
+    """An acknowledged position: the user has everything up to ``seq``
+    (``read``: has read it, which implies delivered)."""
 
     user_id: int
     conversation_id: int
     seq: int
+    read: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,15 +183,18 @@ class MessageStore:
     ) -> list[Stored | Gone]:
         stored = self._store(run, drafts) if drafts else []
         if cursor_moves:
-            furthest: dict[tuple[int, int], int] = {}
-            for m in cursor_moves:
-                k = (m.user_id, m.conversation_id)
-                if m.seq > furthest.get(k, 0):
-                    furthest[k] = m.seq
-            run(
-                self.sql.advance_cursors,
-                _rows([[uid, cid, seq] for (uid, cid), seq in furthest.items()]),
-            )
+            for read, statement in (
+                (False, self.sql.advance_cursors),
+                (True, self.sql.advance_reads),
+            ):
+                furthest: dict[tuple[int, int], int] = {}
+                for m in cursor_moves:
+                    if m.read is read:
+                        k = (m.user_id, m.conversation_id)
+                        if m.seq > furthest.get(k, 0):
+                            furthest[k] = m.seq
+                if furthest:
+                    run(statement, _rows([[uid, cid, seq] for (uid, cid), seq in furthest.items()]))
         return stored
 
     def _store(self, run: Run, drafts: Sequence[Draft]) -> list[Stored | Gone]:
@@ -206,10 +217,15 @@ class MessageStore:
 
         if fresh:
             counts: dict[int, int] = {}
+            latest: dict[int, int] = {}
             for i in fresh:
                 cid = conv_ids[i]
                 counts[cid] = counts.get(cid, 0) + 1
-            bumped = run(sql.bump_seqs, _rows(sorted([cid, n] for cid, n in counts.items())))
+                latest[cid] = max(latest.get(cid, 0), drafts[i].created_at)
+            bumped = run(
+                sql.bump_seqs,
+                _rows(sorted([cid, n, latest[cid]] for cid, n in counts.items())),
+            )
             next_seq = {cid: last - counts[cid] + 1 for cid, last in bumped}
             if len(next_seq) != len(counts):
                 # Deleted since the sends were checked: those drafts are
@@ -235,6 +251,8 @@ class MessageStore:
                         d.content,
                         d.created_at,
                         notice,
+                        d.parent_id,
+                        d.target_id,
                     ]
                 )
             ids = (
@@ -244,6 +262,7 @@ class MessageStore:
             )
             for i, row in zip(fresh, rows, strict=True):
                 results[i] = Stored(row[0], row[1], int(ids[(row[0], row[1])]), row[6])
+            self._apply_changes(run, drafts, fresh, results)
 
         for i, d in enumerate(drafts):
             if results[i] is None:  # a resend of a draft earlier in this batch
@@ -262,6 +281,40 @@ class MessageStore:
                     )
                 )
         return results  # type: ignore[return-value]
+
+    def _apply_changes(
+        self,
+        run: Run,
+        drafts: Sequence[Draft],
+        fresh: Sequence[int],
+        results: Sequence[Stored | Gone | None],
+    ) -> None:
+        """Apply the edits and retractions of the batch to their targets, in
+        queue order, in the batch's transaction: an edit keeps the current
+        text as a version and sets the new one (unless the target is
+        retracted); a retraction erases the target's text, its versions and
+        the texts of the edit events that changed it."""
+        sql = self.sql
+        for i in fresh:
+            d = drafts[i]
+            if d.target_id is None or d.type not in ("edit", "retract"):
+                continue
+            if d.type == "edit":
+                event_id = results[i].message_id  # type: ignore[union-attr]
+                run(sql.keep_version, (event_id, d.target_id))
+                run(sql.apply_edit, (d.content, d.created_at, d.target_id))
+            else:
+                run(sql.erase_edit_events, (d.target_id,))
+                run(sql.erase_versions, (d.target_id,))
+                run(sql.apply_retract, (d.target_id,))
+        # An edit whose target was retracted before it applied (earlier in
+        # this batch, or by a batch committed after the edit was checked)
+        # changed nothing; its own text is erased like the other versions.
+        for i in fresh:
+            d = drafts[i]
+            if d.type == "edit" and d.target_id is not None:
+                event_id = results[i].message_id  # type: ignore[union-attr]
+                run(sql.erase_if_target_retracted, (event_id, d.target_id))
 
     def _resolve(self, run: Run, drafts: Sequence[Draft]) -> list[int]:
         """Each draft's conversation id, creating the keyed ones not there yet."""
@@ -332,6 +385,8 @@ class MessageStore:
         with ``ok`` when sent.
         """
         sender = users.alias("sender")
+        parent = messages.alias("parent")
+        parent_sender = users.alias("parent_sender")
         stmt = (
             select(
                 messages.c.conversation_id,
@@ -344,6 +399,14 @@ class MessageStore:
                 messages.c.created_at,
                 conversations.c.name,
                 messages.c.notice,
+                messages.c.target_id,
+                messages.c.edited_at,
+                messages.c.retracted,
+                parent.c.id,
+                parent.c.seq,
+                parent_sender.c.username,
+                parent.c.content,
+                parent.c.retracted,
             )
             .select_from(members)
             .join(
@@ -355,6 +418,8 @@ class MessageStore:
             )
             .join(conversations, conversations.c.id == members.c.conversation_id)
             .outerjoin(sender, sender.c.id == messages.c.sender_id)
+            .outerjoin(parent, parent.c.id == messages.c.parent_id)
+            .outerjoin(parent_sender, parent_sender.c.id == parent.c.sender_id)
             .where(
                 members.c.user_id == user_id,
                 messages.c.id > after_id,
@@ -380,6 +445,17 @@ class MessageStore:
                 group_id=r[0] if r[3] == "group" else None,
                 group_name=r[8] if r[3] == "group" else None,
                 notice=r[9],
+                target_id=r[10],
+                edited_at=r[11],
+                retracted=bool(r[12]),
+                reply_to=None
+                if r[13] is None
+                else {
+                    "message_id": r[13],
+                    "seq": r[14],
+                    "from": r[15],
+                    "text": "" if r[17] else r[16][:REPLY_EXCERPT],
+                },
             )
             for r in rows
         ]

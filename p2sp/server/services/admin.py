@@ -38,6 +38,10 @@ class AdminService:
         self.groups = groups
         self.router = router
 
+    async def is_admin(self, me: Session) -> bool:
+        """Whether the user is a server admin now (the database decides)."""
+        return await self.users.is_admin(me.user_id)
+
     async def require_admin(self, me: Session) -> None:
         """The database decides, not the session: ``p2sp-server promote`` and
         ``demote`` (another process) take effect at an admin's next request.

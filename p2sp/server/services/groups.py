@@ -311,7 +311,12 @@ class GroupService:
         self._changed(group.id)
 
     async def send(
-        self, me: Session, group_id: int, text: str, client_msg_id: str | None
+        self,
+        me: Session,
+        group_id: int,
+        text: str,
+        client_msg_id: str | None,
+        reply_to: int | None = None,
     ) -> Pending[Stored]:
         """Queue a group message; the answer waits for its commit (see ``Pending``)."""
         self.messages.check_text(text)
@@ -320,8 +325,9 @@ class GroupService:
             raise ChatError("not_member", f"you are not in {group.name}")
         if group.blocked:
             raise ChatError("group_blocked", f"{group.name} is blocked by an administrator")
+        excerpt = await self.messages.reply_excerpt(me, group.id, reply_to)
         future = await self.submit(
-            group, me.user_id, me.username, text, client_msg_id=client_msg_id
+            group, me.user_id, me.username, text, client_msg_id=client_msg_id, reply_to=excerpt
         )
         return Pending(future, sent_data)
 
@@ -351,6 +357,7 @@ class GroupService:
         *,
         client_msg_id: str | None = None,
         system: bool = False,
+        reply_to: dict[str, Any] | None = None,
     ) -> asyncio.Future[Stored]:
         """Queue a group message; once committed it goes out as one frame for
         every online member. The member set is read now, in request order."""
@@ -364,6 +371,7 @@ class GroupService:
             type=type_,
             client_msg_id=client_msg_id,
             gone_code="no_such_group",
+            parent_id=reply_to["message_id"] if reply_to else None,
         )
         router = self.router
 
@@ -379,6 +387,7 @@ class GroupService:
                 stored.sent_at,
                 group_id=group.id,
                 group_name=group.name,
+                reply_to=reply_to,
             )
             router.deliver_group(
                 members, sender_id, message_event(view), stored.conversation_id, stored.seq

@@ -9,9 +9,10 @@ so live delivery follows commit order. The cursor moves only on ``ack``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from p2sp.common.exceptions import ChatError, invalid_request
 from p2sp.common.message import AckItem, now_ms
@@ -19,6 +20,7 @@ from p2sp.server.events import MessageView, message_event
 from p2sp.server.managers.connection import Session
 from p2sp.server.managers.router import Router
 from p2sp.server.repository.messages import (
+    ConversationKey,
     CursorMove,
     Draft,
     MessageStore,
@@ -28,6 +30,12 @@ from p2sp.server.services.directory import Directory
 from p2sp.server.services.writer import MessageWriter, Pending
 
 log = logging.getLogger(__name__)
+
+
+class Replies(Protocol):
+    async def reply_to(
+        self, me: Session, conversation: int | ConversationKey, message_id: int
+    ) -> dict[str, Any]: ...
 
 
 class MessageService:
@@ -47,13 +55,31 @@ class MessageService:
         self.router = router
         self.dm_policy = dm_policy
         self.max_text = max_text
+        #: Resolves a ``reply_to`` (the edit service; set by the composition root).
+        self.replies: Replies | None = None
+        #: Told of every ack once committed (the receipt service).
+        self.on_acked: Callable[[Session, dict[int, int]], None] | None = None
+
+    async def reply_excerpt(
+        self, me: Session, conversation: int | ConversationKey, reply_to: int | None
+    ) -> dict[str, Any] | None:
+        if reply_to is None:
+            return None
+        if self.replies is None:
+            raise ChatError("no_such_message", "replies are not available")
+        return await self.replies.reply_to(me, conversation, reply_to)
 
     def check_text(self, text: str) -> None:
         if len(text) > self.max_text:
             raise invalid_request(f"text: longer than {self.max_text} characters")
 
     async def send_direct(
-        self, me: Session, to: str, text: str, client_msg_id: str | None
+        self,
+        me: Session,
+        to: str,
+        text: str,
+        client_msg_id: str | None,
+        reply_to: int | None = None,
     ) -> Pending[Stored]:
         """Queue a direct message; the answer (``sent_data``) waits for its commit."""
         self.check_text(text)
@@ -67,7 +93,15 @@ class MessageService:
         ):
             raise ChatError("not_friends", f"{target.username} is not your friend; add them first")
         conv = self.directory.direct_conversation(me.user_id, target.id)
-        draft = Draft(conv, me.user_id, text, now_ms(), client_msg_id=client_msg_id)
+        excerpt = await self.reply_excerpt(me, conv, reply_to)
+        draft = Draft(
+            conv,
+            me.user_id,
+            text,
+            now_ms(),
+            client_msg_id=client_msg_id,
+            parent_id=excerpt["message_id"] if excerpt else None,
+        )
         sender, recipient, router = me.username, target, self.router
 
         def deliver(stored: Stored) -> None:
@@ -81,6 +115,7 @@ class MessageService:
                 "text",
                 stored.sent_at,
                 recipient=recipient.username,
+                reply_to=excerpt,
             )
             router.deliver(recipient.id, message_event(view), stored.conversation_id, stored.seq)
 
@@ -137,7 +172,16 @@ class MessageService:
                         f"(last is {cursors[cid][1]})"
                     )
         moves = [CursorMove(me.user_id, cid, seq) for cid, seq in wanted.items()]
-        return Pending(self.writer.advance(moves), _no_data)
+        future = self.writer.advance(moves)
+        on_acked = self.on_acked
+        if on_acked is not None:
+
+            def acked(done: asyncio.Future[None]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    on_acked(me, wanted)
+
+            future.add_done_callback(acked)
+        return Pending(future, _no_data)
 
 
 def _no_data(_: object) -> None:
