@@ -18,9 +18,7 @@ from typing import Any
 
 import msgspec
 
-from p2sp.common.exceptions import BadPayload, ChatError, not_authenticated
-from p2sp.common.message import (
-    DEFAULT_JSON_DEPTH,
+from p2sp.common.actions import (
     Ack,
     AdminSend,
     AdminSendGroup,
@@ -35,15 +33,19 @@ from p2sp.common.message import (
     GroupRole,
     GroupSelector,
     History,
-    MalformedRequest,
     MessageRef,
     NamedUser,
     NewGroup,
     Read,
-    Request,
     Search,
     SendDirect,
     SendGroup,
+)
+from p2sp.common.exceptions import BadPayload, ChatError, not_authenticated
+from p2sp.common.message import (
+    DEFAULT_JSON_DEPTH,
+    MalformedRequest,
+    Request,
     TooDeep,
     decode_data,
     decode_request,

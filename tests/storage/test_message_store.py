@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from p2sp.server.db.engine import Database
 from p2sp.server.db.models import direct_pair_key, system_pair_key
+from p2sp.server.repository.message_reads import conversations, members, messages, users
 from p2sp.server.repository.messages import (
     ConversationKey,
     CursorMove,
@@ -24,10 +25,6 @@ from p2sp.server.repository.messages import (
     Gone,
     MessageStore,
     Stored,
-    conversations,
-    members,
-    messages,
-    users,
 )
 
 

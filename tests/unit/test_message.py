@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from p2sp.common.actions import Credentials
 from p2sp.common.exceptions import BadPayload, ChatError
 from p2sp.common.message import (
-    Credentials,
     MalformedRequest,
     decode_data,
     decode_json,

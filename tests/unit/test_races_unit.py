@@ -17,8 +17,8 @@ from datetime import datetime
 
 import pytest
 
+from p2sp.common.actions import Credentials
 from p2sp.common.exceptions import ChatError
-from p2sp.common.message import Credentials
 from p2sp.server.auth import AttemptLimiter, PasswordHasher, ScryptCost
 from p2sp.server.db.engine import Database
 from p2sp.server.handler import ServerMessageHandler

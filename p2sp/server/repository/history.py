@@ -23,7 +23,7 @@ from sqlalchemy.sql import Select
 
 from p2sp.server.db.engine import Database
 from p2sp.server.db.models import Base
-from p2sp.server.repository.messages import REPLY_EXCERPT
+from p2sp.server.repository.message_reads import REPLY_EXCERPT
 
 messages = Base.metadata.tables["messages"]
 conversations = Base.metadata.tables["conversations"]

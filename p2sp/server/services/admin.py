@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from p2sp.common.actions import GroupSelector
 from p2sp.common.exceptions import ChatError
-from p2sp.common.message import GroupSelector
 from p2sp.server.managers.connection import Session
 from p2sp.server.managers.router import Router
 from p2sp.server.repository.users import SYSTEM_USER, UserRepository

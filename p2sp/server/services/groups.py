@@ -25,9 +25,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from p2sp.common.actions import GroupSelector
 from p2sp.common.exceptions import ChatError, invalid_request
 from p2sp.common.limits import GROUPS_PER_CREATOR
-from p2sp.common.message import GroupSelector, now_ms
+from p2sp.common.message import now_ms
 from p2sp.server.events import MessageView, message_event
 from p2sp.server.managers.connection import Session
 from p2sp.server.managers.router import Router

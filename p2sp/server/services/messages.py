@@ -14,8 +14,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from p2sp.common.actions import AckItem
 from p2sp.common.exceptions import ChatError, invalid_request
-from p2sp.common.message import AckItem, now_ms
+from p2sp.common.message import now_ms
 from p2sp.server.events import MessageView, message_event
 from p2sp.server.managers.connection import Session
 from p2sp.server.managers.router import Router
