@@ -186,6 +186,8 @@ class ReceiptService:
             member_ids: tuple[int, ...] = ()
             if info.kind == "direct":
                 member_ids = tuple(await self.repo.member_ids(conversation_id))
+            if len(self._direct) >= MAX_KNOWN:
+                self._direct.clear()
             found = self._direct[conversation_id] = (info.kind, member_ids)
         kind, member_ids = found
         if kind == "direct":
