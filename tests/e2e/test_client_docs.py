@@ -49,7 +49,11 @@ def run_python(code: str, server: Any) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     ("document", "heading"),
-    [("README.md", "From Python, with the SDK"), ("docs/client.md", "## Python SDK")],
+    [
+        ("README.md", "From Python, with the SDK"),
+        ("docs/client.md", "## Python SDK"),
+        ("docs/client.md", "### History, edits, receipts and search"),
+    ],
 )
 def test_sdk_example_runs_twice_in_a_row(server: Any, document: str, heading: str) -> None:
     code = block_after(document, "python", heading)
@@ -71,7 +75,7 @@ def test_piped_script_prints_what_the_docs_say(server: Any) -> None:
     expected = re.search(r"```\n(.*?)```", text[printed:], re.S)
     assert expected is not None
     done = subprocess.run(
-        [sys.executable, "-m", "p2sp.client.ui", "--port", str(server.port), "--lang", "en"],
+        [sys.executable, "-m", "p2sp.terminal", "--port", str(server.port), "--lang", "en"],
         input="".join(line + "\n" for line in lines),
         capture_output=True,
         text=True,

@@ -1,6 +1,6 @@
 """Friends, presence and direct messages through the real terminal client.
 
-Every client here is ``python -m p2sp.client.ui`` with piped stdin, against
+Every client here is ``python -m p2sp.terminal`` with piped stdin, against
 the real server (SQLite and PostgreSQL). A client that must stay online to
 receive is a ``LiveClient``: its stdin stays open and its stdout is read line
 by line with a deadline. Expected lines come from the client's own string
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from p2sp.client.strings import Strings
+from p2sp.terminal.strings import Strings
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -44,7 +44,7 @@ def client_cmd(server: Any, lang: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "p2sp.client.ui",
+        "p2sp.terminal",
         "--host",
         server.host,
         "--port",
@@ -196,7 +196,8 @@ def test_send_between_two_terminals_in_chinese(server: Any, live: Any) -> None:
     assert "-> bob: 你好 world" in out  # the sender's echo
 
     line = bob.expect("悄悄对你说")
-    assert line in {f"alice悄悄对你说:你好 world ({hhmm})" for hhmm in clock_window(start)}
+    # the line ends with the message's number on bob's screen (his first message)
+    assert line in {f"alice悄悄对你说:你好 world ({hhmm}) #1" for hhmm in clock_window(start)}
     lines = bob.close()
     assert lines.count(line) == 1
     # The notice of (e) came first, as a system message in Chinese.
@@ -225,7 +226,7 @@ def test_slash_msg_keeps_spaces_and_reports_refusals(server: Any, live: Any) -> 
     )
     line = bob.expect("whispers to you")
     assert line in {
-        f"alice whispers to you: hello   there,  bob ({hhmm})" for hhmm in clock_window(start)
+        f"alice whispers to you: hello   there,  bob ({hhmm}) #1" for hhmm in clock_window(start)
     }
     failures = [x for x in out.splitlines() if x.startswith("Failed: ")]
     assert [x.rsplit("(", 1)[1] for x in failures] == [

@@ -1,4 +1,4 @@
-"""The real terminal client (``python -m p2sp.client.ui``) against the real server.
+"""The real terminal client (``python -m p2sp.terminal``) against the real server.
 
 Scripts pipe commands through stdin, the way a user automates the client;
 the interactive test drives a pseudo-terminal with pexpect, so prompt_toolkit
@@ -22,7 +22,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from p2sp.client.strings import Strings
+from p2sp.terminal.strings import Strings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,7 +45,7 @@ def client_env(**extra: str) -> dict[str, str]:
 def client_args(server: Any, *extra: str) -> list[str]:
     return [
         "-m",
-        "p2sp.client.ui",
+        "p2sp.terminal",
         "--host",
         server.host,
         "--port",
@@ -333,7 +333,7 @@ def test_closed_stdout_ends_the_client_quietly(server: Any) -> None:
 
 def test_pipeline_into_head(server: Any) -> None:
     script = (
-        f"printf 'help\\nhelp\\nhelp\\n' | {sys.executable} -m p2sp.client.ui"
+        f"printf 'help\\nhelp\\nhelp\\n' | {sys.executable} -m p2sp.terminal"
         f" --host {server.host} --port {server.port} --lang en | head -1;"
         " echo status=${PIPESTATUS[1]}"
     )

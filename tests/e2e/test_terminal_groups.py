@@ -1,6 +1,6 @@
 """Groups, public rooms and administration through the real terminal client.
 
-Every client is ``python -m p2sp.client.ui`` with piped stdin against the
+Every client is ``python -m p2sp.terminal`` with piped stdin against the
 real server (SQLite and PostgreSQL), driven with the client's commands:
 ``newgroup``, ``addgroupuser``, ``groups``, ``sendgroup <n>``,
 ``delgroupuser``, ``delgroup``, and the administrator's ``allusers``,
@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from p2sp.client.strings import Strings
-from p2sp.client.ui import COMMANDS, help_lines
+from p2sp.terminal.commands import COMMANDS, help_lines
+from p2sp.terminal.strings import Strings
 from tests.e2e.conftest import TEST_ENV
 from tests.e2e.test_terminal_chat import (
     PW,
@@ -134,9 +134,9 @@ def test_three_terminals_form_a_group_and_chat_by_number(server: Any, live: Any)
     alice.send("sendgroup 1 hello")
     alice.expect("-> [运维]: hello")
     line = bob.expect("[运维]")
-    assert line in {f"[运维] alice:hello ({hhmm})" for hhmm in clock_window(start)}
+    assert line in {f"[运维] alice:hello ({hhmm}) #1" for hhmm in clock_window(start)}
     line = carol.expect("[运维]")
-    assert line in {f"[运维] alice: hello ({hhmm})" for hhmm in clock_window(start)}
+    assert line in {f"[运维] alice: hello ({hhmm}) #1" for hhmm in clock_window(start)}
 
     bob.send("sendgroup 1 你好  大家")
     bob.expect("-> [运维]: 你好  大家")

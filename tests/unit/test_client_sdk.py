@@ -1,4 +1,4 @@
-"""The SDK against a tiny fake server speaking real frames.
+"""The SDK against a tiny fake server speaking real frames (``client_fakes``).
 
 The fake is scripted per test (``on_request``) so each test can make the
 server misbehave in exactly one way: answer out of order, drop the
@@ -13,6 +13,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from client_fakes import (
+    Envelope,
+    FakeConn,
+    FakeServer,
+    ack_payloads,
+    client_factory,
+    msg,
+    positions,
+    running_server,
+    types_until,
+    wait_for,
+)
 
 from p2sp.client.client import (
     Client,
@@ -23,146 +35,18 @@ from p2sp.client.client import (
     RequestTimeout,
 )
 from p2sp.common.exceptions import ChatError
-from p2sp.common.message import decode_json, event_frame, response_frame
-from p2sp.common.protocol import FrameDecoder
-
-Envelope = dict[str, Any]
-
-
-class FakeConn:
-    """One accepted connection, as the test sees it."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
-        self.requests: list[Envelope] = []
-
-    def respond(
-        self,
-        request: Envelope,
-        data: dict[str, Any] | None = None,
-        *,
-        status: str = "ok",
-        code: str = "ok",
-        message: str = "",
-    ) -> None:
-        rid = request["payload"]["id"]
-        self.writer.write(response_frame(rid, status, code, message, data))  # type: ignore[arg-type]
-
-    def push(self, name: str, payload: dict[str, Any]) -> None:
-        self.writer.write(event_frame(name, payload))
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-Handler = Callable[[FakeConn, Envelope], Awaitable[None]]
-
-
-class FakeServer:
-    """``asyncio.start_server`` on port 0 that decodes frames and asks ``on_request``."""
-
-    def __init__(self, on_request: Handler | None = None) -> None:
-        self.on_request: Handler = on_request or self.default
-        self.conns: list[FakeConn] = []
-        self.new_conns: asyncio.Queue[FakeConn] = asyncio.Queue()
-        self.requests: list[Envelope] = []
-        self.logins = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    async def start(self, port: int = 0) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for conn in self.conns:
-                conn.writer.transport.abort()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def default(self, conn: FakeConn, req: Envelope) -> None:
-        """ok to everything; login hands out tok-1, tok-2 ... one per login."""
-        action = req["type"]
-        data = req["payload"].get("data", {})
-        if action == "login":
-            self.logins += 1
-            conn.respond(
-                req,
-                {
-                    "auth_token": f"tok-{self.logins}",
-                    "user_id": 7,
-                    "username": data["username"],
-                    "is_admin": data["username"] == "root",
-                },
-            )
-        elif action == "reg":
-            conn.respond(req, {"user_id": 7})
-        elif action == "echo":
-            conn.respond(req, {"echo": data, "token": req["payload"].get("auth_token")})
-        elif action == "hang":
-            pass  # never answers
-        elif action == "drop":
-            conn.close()
-        else:
-            conn.respond(req)
-
-    def actions(self, name: str) -> list[Envelope]:
-        return [r for r in self.requests if r["type"] == name]
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = FakeConn(writer)
-        self.conns.append(conn)
-        self.new_conns.put_nowait(conn)
-        decoder = FrameDecoder()
-        try:
-            while data := await reader.read(65536):
-                for payload in decoder.feed(data):
-                    envelope = decode_json(payload)
-                    conn.requests.append(envelope)
-                    self.requests.append(envelope)
-                    await self.on_request(conn, envelope)
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[FakeServer]:
-    srv = FakeServer()
-    await srv.start()
-    yield srv
-    await srv.stop()
+    async with running_server() as srv:
+        yield srv
 
 
 @pytest.fixture
 async def make_client(server: FakeServer) -> AsyncIterator[Callable[..., Client]]:
-    clients: list[Client] = []
-
-    def make(**options: Any) -> Client:
-        options.setdefault("reconnect_delay", 0.01)
-        options.setdefault("reconnect_max_delay", 0.05)
-        options.setdefault("request_timeout", 2.0)
-        client = Client("127.0.0.1", server.port, **options)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
-
-
-async def types_until(client: Client, last: str, timeout: float = 3.0) -> list[Event]:
-    """Every event up to and including the first of type ``last``."""
-    seen: list[Event] = []
-    async with asyncio.timeout(timeout):
-        async for event in client.events():
-            seen.append(event)
-            if event.type == last:
-                return seen
-    raise AssertionError(f"events ended before {last!r}: {[e.type for e in seen]}")
+    async with client_factory(server) as make:
+        yield make
 
 
 # --- requests -------------------------------------------------------------
@@ -516,38 +400,6 @@ async def test_unanswered_keepalive_drops_and_reconnects(
 
 
 # --- friends and direct messages ------------------------------------------
-
-
-def msg(conv: int, seq: int, **extra: Any) -> dict[str, Any]:
-    """A ``message`` event payload, as the server sends it."""
-    return {
-        "conversation_id": conv,
-        "seq": seq,
-        "message_id": conv * 1000 + seq,
-        "kind": "direct",
-        "from": "alice",
-        "to": "bob",
-        "text": f"c{conv} m{seq}",
-        "type": "text",
-        "sent_at": 1_700_000_000_000,
-        "system": False,
-        "replay": False,
-        **extra,
-    }
-
-
-def positions(events: list[Event]) -> list[tuple[int, int]]:
-    return [(e.payload["conversation_id"], e.payload["seq"]) for e in events if e.type == "message"]
-
-
-def ack_payloads(server: FakeServer) -> list[list[dict[str, Any]]]:
-    return [r["payload"]["data"]["acks"] for r in server.actions("ack")]
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 async def test_friend_helpers_send_the_protocol_fields(
@@ -1246,202 +1098,3 @@ async def test_close_without_acks_leaves_messages_to_the_next_login(
     assert client.pending_acks == {4: 1}
     await client.close(send_acks=False)
     assert server.actions("ack") == []
-
-
-# --- the terminal app (p2sp.client.ui) over the fake server -------------------
-
-
-class RecordingTerminal:
-    """A terminal for ClientApp: lines are recorded, secrets come from a list."""
-
-    def __init__(self, *secrets: str) -> None:
-        self.lines: list[str] = []
-        self.secrets = list(secrets)
-        self.prompts: list[str] = []
-
-    def show(self, line: str) -> None:
-        self.lines.append(line)
-
-    async def read_secret(self, prompt: str) -> str | None:
-        self.prompts.append(prompt)
-        return self.secrets.pop(0) if self.secrets else None
-
-
-@pytest.fixture
-async def make_app(
-    make_client: Callable[..., Client],
-) -> AsyncIterator[Callable[..., Any]]:
-    from p2sp.client.strings import Strings
-    from p2sp.client.ui import ClientApp
-
-    apps: list[ClientApp] = []
-
-    async def make(lang: str = "en", *secrets: str) -> tuple[ClientApp, RecordingTerminal]:
-        terminal = RecordingTerminal(*secrets)
-        app = ClientApp(make_client(), Strings(lang), terminal)
-        assert await app.start()
-        apps.append(app)
-        return app, terminal
-
-    yield make
-    for app in apps:
-        await app.stop()
-
-
-async def test_admin_commands_unlock_and_lock_at_once_on_the_session_event(
-    server: FakeServer, make_app: Callable[..., Any]
-) -> None:
-    from p2sp.client.strings import Strings
-
-    en = Strings("en")
-    app, terminal = await make_app()
-    await app.execute("login alice password1")
-    await app.execute("allusers")
-    assert terminal.lines[-1] == en("command.admin_only", name="allusers")
-    assert server.actions("allusers") == []
-
-    server.conns[0].push("session", {"is_admin": True})
-    await wait_for(lambda: en("event.session.admin") in terminal.lines)
-    await app.execute("help")
-    assert en("help.admin_title") in terminal.lines
-    await app.execute("allusers")
-    assert len(server.actions("allusers")) == 1  # unlocked: it reached the server
-
-    server.conns[0].push("session", {"is_admin": False})
-    await wait_for(lambda: en("event.session.user") in terminal.lines)
-    terminal.lines.clear()
-    await app.execute("broadcast hello")
-    assert terminal.lines == [en("command.admin_only", name="broadcast")]
-    assert server.actions("broadcast") == []
-    await app.execute("help")
-    assert en("help.admin_title") not in terminal.lines
-
-
-@pytest.mark.parametrize(
-    ("lang", "line", "expected"),
-    [
-        ("en", "reg a/b", "'/' cannot be part of a user name"),
-        ("zh", "reg a/b", "用户名中不能有 '/'"),
-        ("en", "reg " + "x" * 40, "A user name has 1 to 32 characters; " + "x" * 40 + " has 40."),
-        ("zh", "reg " + "x" * 40, "用户名须为 1 到 32 个字符"),
-        ("en", "reg аlice", "аlice mixes Cyrillic and Latin letters"),
-        ("zh", "reg аlice", "аlice 混用了西里尔和拉丁字母"),
-        ("en", "login a/b", "'/' cannot be part of a user name"),
-        ("en", "login " + "y" * 33, "A user name has 1 to 32 characters"),
-    ],
-)
-async def test_names_are_checked_before_a_password_is_asked(
-    server: FakeServer, make_app: Callable[..., Any], lang: str, line: str, expected: str
-) -> None:
-    app, terminal = await make_app(lang, "password1", "password1")
-    await app.execute(line)
-    assert terminal.prompts == []  # no password asked for
-    assert server.actions("reg") == [] and server.actions("login") == []
-    (shown,) = terminal.lines
-    assert expected in shown, shown
-    assert "regex" not in shown and "Expected" not in shown and "\\w" not in shown
-
-
-async def test_new_password_length_is_checked_before_sending(
-    server: FakeServer, make_app: Callable[..., Any]
-) -> None:
-    app, terminal = await make_app("zh", "short", "short")
-    await app.execute("reg alice")
-    assert len(terminal.prompts) == 2
-    assert server.actions("reg") == []
-    assert terminal.lines == ["密码须为 8 到 128 个字符，这个有 5 个。未发送。"]
-    app, terminal = await make_app("en", "p" * 129, "p" * 129)
-    await app.execute("reg alice")
-    assert terminal.lines == [
-        "A password has 8 to 128 characters; this one has 129. Nothing was sent."
-    ]
-    app, terminal = await make_app("en", "password1", "password1")
-    await app.execute("reg 张三")  # one script: fine
-    assert server.actions("reg")[-1]["payload"]["data"] == {
-        "username": "张三",
-        "password": "password1",
-    }
-
-
-@pytest.mark.parametrize(
-    ("line", "action"),
-    [
-        ("newgroup " + "g" * 70, "newgroup"),
-        ("add " + "z" * 33, "add"),
-        (".send a/b hello", "send"),
-    ],
-)
-async def test_lengths_are_checked_before_sending(
-    server: FakeServer, make_app: Callable[..., Any], line: str, action: str
-) -> None:
-    app, terminal = await make_app("zh")
-    await app.execute("login alice password1")
-    await app.execute(line)
-    assert server.actions(action) == []
-    assert "未发送" in terminal.lines[-1], terminal.lines
-    if action == "newgroup":
-        assert terminal.lines[-1] == "群组名最多 64 个字符，这个有 70 个。未发送。"
-
-
-async def test_server_refusals_are_shown_in_chinese_with_the_servers_reason(
-    server: FakeServer, make_app: Callable[..., Any]
-) -> None:
-    similar = "the name 'AIice' looks too much like the existing user 'alice'; choose another"
-
-    async def behaviour(conn: FakeConn, req: Envelope) -> None:
-        if req["type"] == "reg":
-            conn.respond(req, status="fail", code="user_exists", message=similar)
-        elif req["type"] == "login":
-            conn.respond(
-                req,
-                {"retry_after": 30},
-                status="fail",
-                code="rate_limited",
-                message="too many failed logins; try again in 30 s",
-            )
-        else:
-            conn.respond(req)
-
-    server.on_request = behaviour
-    app, terminal = await make_app("zh", "password1", "password1")
-    await app.execute("reg AIice")
-    assert terminal.lines[-1] == f"失败: 这个用户名不能注册: {similar} (user_exists)"
-    await app.execute("login alice password1")
-    assert terminal.lines[-1] == "失败: 尝试次数过多，请 30 秒后再试 (rate_limited)"
-
-
-async def test_a_closed_output_ends_the_piped_client_without_acking(
-    server: FakeServer, make_client: Callable[..., Client]
-) -> None:
-    """``p2sp-client | head -1``: the first line that cannot be written ends it."""
-    import io
-    import os
-
-    from p2sp.client.strings import Strings
-    from p2sp.client.ui import EXIT_OUTPUT_CLOSED, ClientApp, PipeTerminal, run_piped
-
-    class ClosedPipe(io.StringIO):
-        """Its reader goes away just before the message is printed."""
-
-        def write(self, text: str) -> int:
-            if "whispers" in text or self.getvalue().count("\n") > 1:
-                raise BrokenPipeError(32, "Broken pipe")
-            return super().write(text)
-
-    read_end, write_end = os.pipe()  # stdin stays open: only the output ends the client
-    stdin = open(read_end, encoding="utf-8")  # noqa: SIM115
-    try:
-        terminal = PipeTerminal(stdin, ClosedPipe())
-        app = ClientApp(make_client(ack_interval=60.0), Strings("en"), terminal)
-        running = asyncio.ensure_future(run_piped(app, terminal))
-        os.write(write_end, b"login bob password1\n")
-        await wait_for(lambda: bool(server.conns) and bool(server.actions("login")))
-        server.conns[0].push("message", msg(4, 1))
-        async with asyncio.timeout(5):
-            assert await running == EXIT_OUTPUT_CLOSED
-        assert terminal.output_closed
-        assert "Welcome, bob!" in terminal.stdout.getvalue()
-        assert server.actions("ack") == []  # never shown, so never acknowledged
-    finally:
-        stdin.close()
-        os.close(write_end)

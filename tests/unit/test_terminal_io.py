@@ -17,14 +17,10 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from p2sp.client.strings import Strings
-from p2sp.client.ui import (
-    COMMANDS,
-    ScrubbedHistory,
-    StdinLines,
-    cmd_help,
-    history_line,
-)
+from p2sp.terminal.commands import COMMANDS
+from p2sp.terminal.commands.help import cmd_help
+from p2sp.terminal.strings import Strings
+from p2sp.terminal.terminals import ScrubbedHistory, StdinLines, history_line
 
 SECRET = "hunter2 hunter2"
 
@@ -146,7 +142,7 @@ class _App:
     """Just what ``help`` reads of a ClientApp."""
 
     def __init__(self, lang: str) -> None:
-        from p2sp.client.handler import ClientMessageHandler
+        from p2sp.terminal.display.handler import ClientMessageHandler
 
         self.strings = Strings(lang)
         self.handler = ClientMessageHandler(self.strings)

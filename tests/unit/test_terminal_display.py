@@ -12,16 +12,15 @@ import pytest
 
 from p2sp.client.client import Event
 from p2sp.client.errors import ConnectionLost, RequestError, RequestFailed, RequestTimeout
-from p2sp.client.handler import (
-    CONTINUATION,
+from p2sp.common.exceptions import ChatError
+from p2sp.terminal.display.handler import (
     DETAIL_CODES,
     KICK_REASONS,
     NOTICE_KINDS,
     ClientMessageHandler,
-    neutralise,
 )
-from p2sp.client.strings import EN, ZH, Strings, detect_language, resolve_language
-from p2sp.common.exceptions import ChatError
+from p2sp.terminal.display.neutralise import CONTINUATION, neutralise
+from p2sp.terminal.strings import EN, ZH, Strings, detect_language, resolve_language
 
 
 def ev(type_: str, **payload: Any) -> Event:
@@ -882,7 +881,7 @@ def test_group_and_admin_result_lines(
 
 
 def test_every_command_has_usage_and_help_in_both_languages() -> None:
-    from p2sp.client.ui import COMMANDS
+    from p2sp.terminal.commands import COMMANDS
 
     for name in COMMANDS:
         for key in (f"cmd.{name}.usage", f"cmd.{name}.help"):
@@ -942,7 +941,8 @@ def test_lang_option_beats_locale() -> None:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_help_text_starts_in_one_column(lang: str) -> None:
     """Chinese characters take two columns: the help column still lines up."""
-    from p2sp.client.ui import COMMANDS, HELP_USAGE_WIDTH, display_width, help_lines
+    from p2sp.terminal.commands import COMMANDS
+    from p2sp.terminal.registry import HELP_USAGE_WIDTH, display_width, help_lines
 
     strings = Strings(lang)
     for cmd in COMMANDS.values():
@@ -1042,9 +1042,12 @@ def test_neutralise_is_one_rule_for_every_field() -> None:
     """No string from the network reaches a line without going through neutralise."""
     import inspect
 
-    from p2sp.client import handler
+    from p2sp.terminal.display import base, handler, lists
 
-    source = inspect.getsource(handler.ClientMessageHandler)
+    source = "\n".join(
+        inspect.getsource(cls)
+        for cls in (base.Renderer, lists.ListLines, handler.ClientMessageHandler)
+    )
     # Raw payload fields are only read with _text to pick a kind, a key or a code.
     for line in source.splitlines():
         if re.search(r"(?<![\w.])_text\(", line):
@@ -1087,5 +1090,6 @@ def test_limits_in_help_come_from_the_shared_rules(monkeypatch: pytest.MonkeyPat
     assert password_rule in EN["cmd.reg.more"]
     assert f"{limits.PASSWORD_MIN} 到 {limits.PASSWORD_MAX} 个字符" in ZH["cmd.reg.more"]
     assert f"{limits.USERNAME_MIN} 到 {limits.USERNAME_MAX} 个字符" in ZH["cmd.reg.more"]
-    source = (Path(__file__).resolve().parents[2] / "p2sp" / "client" / "strings.py").read_text()
+    tables = Path(__file__).resolve().parents[2] / "p2sp" / "terminal" / "strings"
+    source = "".join(path.read_text() for path in tables.glob("*.py"))
     assert "at most 10 groups" not in source and "最多 10 个" not in source
