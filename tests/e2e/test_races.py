@@ -602,6 +602,7 @@ async def waiting_for_locks(database_url: str, count: int, timeout: float = 10.0
         await engine.dispose()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_mutual_adds_held_after_their_first_row_make_one_friendship(
     server: ServerProcess,
     server_factory: ServerFactory,
@@ -613,8 +614,7 @@ async def test_mutual_adds_held_after_their_first_row_make_one_friendship(
     both adds stop at the foreign-key check of their first inserted row;
     once both wait it commits. Still one ``ok``, one ``already_friends``,
     and both directions stored once."""
-    if not on_postgresql(server.database_url):
-        pytest.skip("forced with PostgreSQL row locks; SQLite runs one write at a time")
+    # Forced with PostgreSQL row locks only: SQLite runs one write at a time.
     users, friends = table("users"), table("user_friends")
     await register(server, wires, ["ann", "ben"])
     ann, ben = await logged_in(server, wires, "ann"), await logged_in(server, wires, "ben")

@@ -89,6 +89,11 @@ RESPONSE_CODES = frozenset(
         "not_member",
         "cannot_kick_self",
         "group_blocked",
+        "no_such_conversation",
+        "no_such_message",
+        "edit_window_passed",
+        "retract_window_passed",
+        "message_retracted",
     }
 )
 #: Codes of the ``error`` event that closes a connection (docs/protocol.md, "Framing errors
