@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from sqlalchemy.sql.elements import TextClause
 
 if __package__ in (None, ""):  # run as ``python bench/readbench.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -696,17 +697,24 @@ class _Capture:
         return None
 
     async def execute(self, stmt: Any, *args: Any, **kwargs: Any) -> _NoRows:
+        if args and isinstance(stmt, TextClause):
+            stmt = stmt.bindparams(**args[0])  # a text statement's values come separately
         self.statements.append(stmt)
         return _NoRows()
 
 
 def server_statements(
-    dialect: str, calls: list[tuple[str, Callable[[Any, Any], Awaitable[Any]]]]
+    dialect: str,
+    calls: list[tuple[str, Callable[[Any, Any], Awaitable[Any]]]],
+    conversation_ids: Callable[[int], list[int]],
 ) -> list[dict[str, Any]]:
     """What each call to the server's repositories (``HistoryRepository``,
     ``SearchRepository``) executes: ``label``, ``sql`` with the values inlined
     and, for PostgreSQL, ``prepared`` (``$n`` placeholders, as asyncpg sends
-    it) with its ``params``."""
+    it) with its ``params`` and the ``settings`` (``SET LOCAL ...``) the call
+    made before it in its transaction. The search's own read of the caller's
+    conversation ids is answered by ``conversation_ids`` (the capture has
+    no rows)."""
     from sqlalchemy.dialects import sqlite
     from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 
@@ -717,16 +725,25 @@ def server_statements(
     out = []
     for label, call in calls:
         db = _Capture(dialect)
-        asyncio.run(call(HistoryRepository(db), SearchRepository(db)))  # type: ignore[arg-type]
-        for i, stmt in enumerate(db.statements):
+        search = SearchRepository(db)  # type: ignore[arg-type]
+
+        async def ids(conn: Any, user_id: int, conversation_id: int | None) -> list[int]:
+            return [conversation_id] if conversation_id is not None else conversation_ids(user_id)
+
+        search._conversation_ids = ids  # type: ignore[method-assign]
+        asyncio.run(call(HistoryRepository(db), search))  # type: ignore[arg-type]
+        settings = [str(st) for st in db.statements if str(st).startswith("SET ")]
+        kept = [st for st in db.statements if not str(st).startswith("SET ")]
+        for i, stmt in enumerate(kept):
             found: dict[str, Any] = {
-                "label": label if len(db.statements) == 1 else f"{label} [{i + 1}]",
+                "label": label if len(kept) == 1 else f"{label} [{i + 1}]",
                 "sql": str(stmt.compile(dialect=compiler, compile_kwargs={"literal_binds": True})),
             }
             if dialect != "sqlite":
                 c = stmt.compile(dialect=compiler, compile_kwargs={"render_postcompile": True})
                 found["prepared"] = str(c)
                 found["params"] = [c.params[name] for name in c.positiontup or ()]
+                found["settings"] = settings
             out.append(found)
     return out
 
@@ -814,7 +831,6 @@ def explain(url: str, manifest: dict[str, Any], report: dict[str, Any]) -> list[
             f"history: membership (conversation {big['conversation_id']})",
             lambda h, s: h.membership(hub, big["conversation_id"]),
         ),
-        ("history: first_seq", lambda h, s: h.first_seq(big["conversation_id"])),
         (
             f"history: page of 200 before seq {middle} of {big['last_seq']}",
             lambda h, s: h.page(
@@ -834,7 +850,21 @@ def explain(url: str, manifest: dict[str, Any], report: dict[str, Any]) -> list[
         (f"search: user {other}, 2 characters 'ok'", search(other, "ok")),
     ]
     dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
-    statements = server_statements(dialect, calls)
+    memberships = {
+        user: [r[0] for r in rows]
+        for user, rows in zip(
+            (hub, other),
+            fetch(
+                url,
+                [
+                    f"SELECT conversation_id FROM conversation_members WHERE user_id = {u}"
+                    for u in (hub, other)
+                ],
+            ),
+            strict=True,
+        )
+    }
+    statements = server_statements(dialect, calls, memberships.__getitem__)
     if dialect == "sqlite":
         return _explain_sqlite(url, statements)
     return asyncio.run(_explain_postgres(url, statements))
@@ -910,7 +940,10 @@ async def _explain_postgres(url: str, statements: list[dict[str, Any]]) -> list[
             runs = []
             for _ in range(PREPARED_RUNS):
                 t = time.perf_counter()
-                await prepared.fetch(*st["params"])
+                async with conn.transaction():  # as the server: its settings, then the statement
+                    for setting in st["settings"]:
+                        await conn.execute(setting)
+                    await prepared.fetch(*st["params"])
                 runs.append(round((time.perf_counter() - t) * 1000, 2))
             item["prepared_runs_ms"] = runs
             name = f"p2sp_read_{n}"

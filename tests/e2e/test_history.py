@@ -190,11 +190,12 @@ async def test_retention_keeps_what_a_member_has_not_received(server_factory) ->
         bob = server.client()
         await bob.connect()
         await bob.login("bob", PASSWORD)
-        got = [
-            (await bob.next_event("message", timeout=10)).payload["seq"]
-            for _ in range(9)  # the friend notice, then eight messages
-        ]
-        assert len(got) == 9
+        got: list[int] = []
+        while len(got) < 8:  # the friend notice may come first, if bob had not acked it
+            event = (await bob.next_event("message", timeout=10)).payload
+            if event["conversation_id"] == cid:
+                got.append(event["seq"])
+        assert got == list(range(1, 9))
         await bob.call("ack", acks=[{"conversation_id": cid, "seq": 8}])
         deadline = asyncio.get_running_loop().time() + 10
         while True:

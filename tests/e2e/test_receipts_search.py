@@ -102,13 +102,14 @@ async def test_search_in_every_script_within_what_the_user_may_see(
         # Paging: newest first, no hit twice.
         for i in range(5):
             await alice.call("send", to="bob", text=f"page marker {i}")
-        seen, before = [], None
-        while True:
-            page = await bob.call("search", query="page marker", limit=2, before_id=before)
-            seen += [r["text"] for r in page["results"]]
-            if not page["has_more"]:
-                break
-            before = page["results"][-1]["message_id"]
-        assert seen == [f"page marker {i}" for i in reversed(range(5))]
+        for query in ("page marker", "rk"):  # through the index, and the short scan
+            seen, before = [], None
+            while True:
+                page = await bob.call("search", query=query, limit=2, before_id=before)
+                seen += [r["text"] for r in page["results"]]
+                if not page["has_more"]:
+                    break
+                before = page["results"][-1]["message_id"]
+            assert seen == [f"page marker {i}" for i in reversed(range(5))], query
     finally:
         await close(alice, bob, carol)

@@ -14,6 +14,7 @@ passes 0 for them).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,9 @@ class MemberView:
     joined_seq: int
     delivered_seq: int
     read_seq: int
+    #: The oldest seq still stored (retention deletes from the start); 1
+    #: where the view was read without it.
+    first_stored: int = 1
 
     @property
     def first_visible(self) -> int:
@@ -189,15 +193,25 @@ class HistoryRepository:
         self.db = db
 
     async def membership(self, user_id: int, conversation_id: int) -> MemberView | None:
+        """The membership, with the oldest stored seq (one index probe) so a
+        history page needs no statement of its own for it."""
+        oldest = (
+            select(func.min(messages.c.seq))
+            .where(messages.c.conversation_id == conversation_id)
+            .scalar_subquery()
+        )
         stmt = (
-            select(*_MEMBER_COLUMNS)
+            select(*_MEMBER_COLUMNS, oldest)
             .select_from(members)
             .join(conversations, conversations.c.id == members.c.conversation_id)
             .where(members.c.user_id == user_id, members.c.conversation_id == conversation_id)
         )
         async with self.db.reader.connect() as conn:
             row = (await conn.execute(stmt)).first()
-        return None if row is None else _member_view(row)
+        if row is None:
+            return None
+        view = _member_view(row)
+        return view if row[-1] is None else dataclasses.replace(view, first_stored=int(row[-1]))
 
     async def conversation_info(self, conversation_id: int) -> MemberView | None:
         """A conversation seen from outside (a server admin who is no member)."""
@@ -273,18 +287,6 @@ class HistoryRepository:
         )
         async with self.db.reader.connect() as conn:
             return {r[0]: r[1] for r in await conn.execute(stmt)}
-
-    async def first_seq(self, conversation_id: int) -> int:
-        """The oldest seq still stored (retention deletes from the start)."""
-        async with self.db.reader.connect() as conn:
-            found = (
-                await conn.execute(
-                    select(func.min(messages.c.seq)).where(
-                        messages.c.conversation_id == conversation_id
-                    )
-                )
-            ).scalar_one_or_none()
-        return int(found) if found is not None else 1
 
     async def page(
         self,

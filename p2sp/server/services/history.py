@@ -86,9 +86,6 @@ class HistoryService:
             raise no_such_conversation()
         return view
 
-    async def first_visible(self, view: MemberView) -> int:
-        return max(view.first_visible, await self.repo.first_seq(view.conversation_id))
-
     async def can_see(self, me: Session, row: MessageRow) -> MemberView | None:
         """The reader's membership if ``row`` is within their visible range."""
         view = await self.repo.membership(me.user_id, row.conversation_id)
@@ -114,7 +111,7 @@ class HistoryService:
         view = await self.resolve(
             me, conversation_id=conversation_id, username=username, group_id=group_id
         )
-        first = await self.first_visible(view)
+        first = max(view.first_visible, view.first_stored)
         rows, more = await self.repo.page(
             view.conversation_id,
             first,
