@@ -909,6 +909,8 @@ def _literal(value: Any) -> str:
         return {True: "true", False: "false", None: "NULL"}[value]
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, list):
+        return "ARRAY[" + ", ".join(_literal(v) for v in value) + "]::integer[]"
     return "'" + str(value).replace("'", "''") + "'"
 
 

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, select, text
+from sqlalchemy import Integer, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -166,7 +166,9 @@ class SearchRepository:
             if dialect != "sqlite":
                 await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
                 params["ids"] = await self._conversation_ids(conn, user_id, conversation_id)
-                stmt = stmt.bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+                # integer[], the column's own type: compared with bigint[] the
+                # planner misjudges the ANY and sorts every visible message.
+                stmt = stmt.bindparams(bindparam("ids", type_=ARRAY(Integer)))
             found = (await conn.execute(stmt, params)).all()
             if not indexed:
                 folded = query.casefold()
