@@ -703,18 +703,35 @@ class _Capture:
         return _NoRows()
 
 
+def _on_database(url: str, read: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """``read(conn, *args)`` run on a connection of its own to ``url``."""
+    from p2sp.server.db.engine import Database
+
+    async def run(conn: Any, *args: Any) -> Any:
+        db = Database.from_url(url)
+        try:
+            async with db.reader.connect() as real:
+                return await read(real, *args)
+        finally:
+            await db.dispose()
+
+    return run
+
+
 def server_statements(
     dialect: str,
     calls: list[tuple[str, Callable[[Any, Any], Awaitable[Any]]]],
-    conversation_ids: Callable[[int], list[int]],
+    url: str,
 ) -> list[dict[str, Any]]:
     """What each call to the server's repositories (``HistoryRepository``,
     ``SearchRepository``) executes: ``label``, ``sql`` with the values inlined
     and, for PostgreSQL, ``prepared`` (``$n`` placeholders, as asyncpg sends
     it) with its ``params`` and the ``settings`` (``SET LOCAL ...``) the call
     made before it in its transaction. The search's own read of the caller's
-    conversation ids is answered by ``conversation_ids`` (the capture has
-    no rows)."""
+    conversations and its planner estimate (``SearchRepository._scope`` and
+    ``_common``) are made in the database at ``url``, as the capture has no
+    rows: the statements kept are those the server runs for what it learns.
+    """
     from sqlalchemy.dialects import sqlite
     from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 
@@ -727,13 +744,11 @@ def server_statements(
         db = _Capture(dialect)
         search = SearchRepository(db)  # type: ignore[arg-type]
 
-        async def ids(conn: Any, user_id: int, conversation_id: int | None) -> list[int]:
-            return [conversation_id] if conversation_id is not None else conversation_ids(user_id)
-
-        search._conversation_ids = ids  # type: ignore[method-assign]
+        for name in ("_scope", "_common"):  # their reads go to the real database
+            setattr(search, name, _on_database(url, getattr(SearchRepository, name)))
         asyncio.run(call(HistoryRepository(db), search))  # type: ignore[arg-type]
         settings = [str(st) for st in db.statements if str(st).startswith("SET ")]
-        kept = [st for st in db.statements if not str(st).startswith("SET ")]
+        kept = [st for st in db.statements if not str(st).startswith(("SET ", "EXPLAIN "))]
         for i, stmt in enumerate(kept):
             found: dict[str, Any] = {
                 "label": label if len(kept) == 1 else f"{label} [{i + 1}]",
@@ -850,21 +865,7 @@ def explain(url: str, manifest: dict[str, Any], report: dict[str, Any]) -> list[
         (f"search: user {other}, 2 characters 'ok'", search(other, "ok")),
     ]
     dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
-    memberships = {
-        user: [r[0] for r in rows]
-        for user, rows in zip(
-            (hub, other),
-            fetch(
-                url,
-                [
-                    f"SELECT conversation_id FROM conversation_members WHERE user_id = {u}"
-                    for u in (hub, other)
-                ],
-            ),
-            strict=True,
-        )
-    }
-    statements = server_statements(dialect, calls, memberships.__getitem__)
+    statements = server_statements(dialect, calls, url)
     if dialect == "sqlite":
         return _explain_sqlite(url, statements)
     return asyncio.run(_explain_postgres(url, statements))

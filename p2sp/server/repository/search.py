@@ -29,10 +29,16 @@ bench/RESULTS.md "Reading a large history"):
   plan cannot use the trigram index, whose pattern is a parameter. The
   caller's conversation ids are given as ``= ANY(:ids)`` so the planner
   sees how few conversations it has to look in.
+- PostgreSQL, a common word for a caller in few conversations: each of
+  them is walked back from its newest message (``LATERAL``), which finds a
+  page in a few dozen rows where the trigram index would return every
+  match in the table to be sorted. Common or not is the planner's own
+  estimate for the pattern (``_common``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +61,10 @@ from p2sp.server.repository.history import (
 #: How many of the newest visible messages a short query looks through.
 SHORT_QUERY_SCAN = 5000
 TRIGRAM = 3
+#: PostgreSQL: a caller in at most this many conversations, and a word
+#: expected this many times over a page in them, walks each conversation back.
+PER_CONVERSATION_MAX = 100
+COMMON_HITS = 10
 
 #: The caller's visible range (``cm`` is their membership): no edit or
 #: retract events, nothing retracted, a private group from the join on.
@@ -89,11 +99,14 @@ def candidates_sql(
     conversation: bool,
     sender: bool,
     before: bool,
+    per_conversation: bool = False,
 ) -> str:
     """The statement that finds the matching ids (and texts), newest first.
 
     ``indexed``: the query is long enough for the index; otherwise the
     newest visible messages are returned for the caller to match.
+    ``per_conversation`` (PostgreSQL, a common word): each of the caller's
+    conversations walked back from its newest message to its first hits.
     """
     sqlite = dialect == "sqlite"
     join = "CROSS JOIN" if sqlite else "JOIN"
@@ -107,14 +120,23 @@ def candidates_sql(
         where.append("f.messages_fts MATCH :q")
     elif indexed:
         where.append("m.content ILIKE :q ESCAPE '\\'")
-    if not sqlite:
-        where.append("m.conversation_id = ANY(:ids)")
     if conversation:
         where.append("m.conversation_id = :conversation_id")
     if sender:
         where.append("m.sender_id = :sender_id")
     if before:
         where.append(f"{order} < :before_id")
+    if per_conversation:
+        return (
+            "SELECT s.id, s.content FROM conversation_members AS cm "
+            "JOIN conversations AS c ON c.id = cm.conversation_id "
+            "CROSS JOIN LATERAL (SELECT m.id, m.content FROM messages AS m "
+            f"WHERE m.conversation_id = cm.conversation_id AND {' AND '.join(where)} "
+            "ORDER BY m.seq DESC LIMIT :n) AS s "
+            "WHERE cm.user_id = :user_id ORDER BY s.id DESC LIMIT :n"
+        )
+    if not sqlite:
+        where.append("m.conversation_id = ANY(:ids)")
     return (
         f"SELECT m.id, m.content FROM {head} "
         f"{join} conversations AS c ON c.id = m.conversation_id "
@@ -122,6 +144,16 @@ def candidates_sql(
         "ON cm.conversation_id = m.conversation_id AND cm.user_id = :user_id "
         f"WHERE {' AND '.join(where)} ORDER BY {order} DESC LIMIT :n"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The caller's conversations, as the PostgreSQL planner needs them."""
+
+    ids: list[int]
+    #: Messages in them (their ``last_seq``s), and in the whole table (estimated).
+    messages: int
+    table_rows: float
 
 
 class SearchRepository:
@@ -140,15 +172,6 @@ class SearchRepository:
     ) -> tuple[list[Hit], bool]:
         dialect = self.db.dialect
         indexed = len(query) >= TRIGRAM
-        stmt = text(
-            candidates_sql(
-                dialect,
-                indexed=indexed,
-                conversation=conversation_id is not None,
-                sender=sender_id is not None,
-                before=before_id is not None,
-            )
-        )
         params: dict[str, Any] = {
             "user_id": user_id,
             "n": limit + 1 if indexed else SHORT_QUERY_SCAN,
@@ -162,13 +185,25 @@ class SearchRepository:
         ):
             if value is not None:
                 params[name] = value
+        shape = {
+            "indexed": indexed,
+            "conversation": conversation_id is not None,
+            "sender": sender_id is not None,
+            "before": before_id is not None,
+        }
         async with self.db.reader.connect() as conn:
-            if dialect != "sqlite":
+            if dialect == "sqlite":
+                stmt = text(candidates_sql(dialect, **shape))
+            else:
                 await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-                params["ids"] = await self._conversation_ids(conn, user_id, conversation_id)
-                # integer[], the column's own type: compared with bigint[] the
-                # planner misjudges the ANY and sorts every visible message.
-                stmt = stmt.bindparams(bindparam("ids", type_=ARRAY(Integer)))
+                scope = await self._scope(conn, user_id, conversation_id)
+                common = indexed and await self._common(conn, params["q"], scope, limit)
+                stmt = text(candidates_sql(dialect, **shape, per_conversation=common))
+                if not common:
+                    params["ids"] = scope.ids
+                    # integer[], the column's own type: compared with bigint[] the
+                    # planner misjudges the ANY and sorts every visible message.
+                    stmt = stmt.bindparams(bindparam("ids", type_=ARRAY(Integer)))
             found = (await conn.execute(stmt, params)).all()
             if not indexed:
                 folded = query.casefold()
@@ -177,13 +212,50 @@ class SearchRepository:
             return await self._hits(conn, ids), len(found) > limit
 
     @staticmethod
-    async def _conversation_ids(
-        conn: AsyncConnection, user_id: int, conversation_id: int | None
-    ) -> list[int]:
+    async def _scope(conn: AsyncConnection, user_id: int, conversation_id: int | None) -> Scope:
+        table_rows = text("(SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass)")
+        stmt = (
+            select(conversations.c.id, conversations.c.last_seq, table_rows)
+            .join(members, members.c.conversation_id == conversations.c.id)
+            .where(members.c.user_id == user_id)
+        )
         if conversation_id is not None:
-            return [conversation_id]
-        stmt = select(members.c.conversation_id).where(members.c.user_id == user_id)
-        return [r[0] for r in await conn.execute(stmt)]
+            stmt = stmt.where(conversations.c.id == conversation_id)
+        rows = (await conn.execute(stmt)).all()
+        return Scope(
+            [r[0] for r in rows], sum(r[1] for r in rows), float(rows[0][2]) if rows else 0.0
+        )
+
+    @staticmethod
+    async def _common(conn: AsyncConnection, pattern: str, scope: Scope, limit: int) -> bool:
+        """Whether the caller's conversations hold so many matches (by the
+        planner's estimate for the whole table) that walking back from their
+        newest messages finds a page sooner than the trigram index.
+
+        The index answers rare words in a few milliseconds; for a common
+        word it returns every match in the table (400,000 for ``the``) to be
+        sorted, where walking back finds a page in a few dozen rows. The
+        planner estimates a pattern's matches well, but not how they fall in
+        one user's conversations, so the choice is made here. A user in
+        very many conversations keeps the single statement: PostgreSQL then
+        walks the messages newest first itself.
+        """
+        if not 0 < len(scope.ids) <= PER_CONVERSATION_MAX or scope.table_rows <= 0:
+            return False
+        plan = (
+            await conn.execute(
+                text(
+                    "EXPLAIN (FORMAT JSON) SELECT 1 FROM messages WHERE content ILIKE :q "
+                    "ESCAPE '\\'"
+                ),
+                {"q": pattern},
+            )
+        ).scalar_one()
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        estimated = float(plan[0]["Plan"]["Plan Rows"])
+        expected = estimated / scope.table_rows * scope.messages
+        return expected >= COMMON_HITS * (limit + 1)
 
     @staticmethod
     async def _hits(conn: AsyncConnection, ids: list[int]) -> list[Hit]:
